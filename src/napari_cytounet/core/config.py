@@ -1,0 +1,213 @@
+"""Plain settings for the model, the normalisation and training (no TensorFlow).
+
+These dataclasses are what the CLI, the widgets and the model bundle exchange.
+Each validates itself and serialises to and from JSON-ready dicts, so a saved
+model records exactly how it was built and trained.
+
+Examples
+--------
+>>> cfg = UNetConfig(depth=3, base_filters=8)
+>>> cfg.divisor
+8
+>>> UNetConfig.from_dict(cfg.to_dict()) == cfg
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from .errors import ConfigError
+
+LABEL_MODES = ("dense", "scribbles")
+LOSSES = ("bce", "dice", "bce_dice")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16")
+NORMALIZATION_METHODS = ("percentile", "scale")
+
+
+def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """Architecture of a UNet.
+
+    Parameters
+    ----------
+    depth
+        Number of down-sampling steps (2-5). Inputs are padded internally to a
+        multiple of ``2**depth``.
+    base_filters
+        Filters of the first level; each level down doubles them.
+    in_channels
+        Channels of the input image (1 for grayscale, 3 for RGB...).
+    classes
+        1 for a binary model (sigmoid output); >= 2 for a softmax over classes
+        (class 0 is background).
+    batch_norm
+        Batch normalisation after each convolution.
+    dropout
+        Dropout rate at the bottleneck (0 disables it).
+    l1, l2
+        Kernel regularisation strengths (0 disables them).
+    """
+
+    depth: int = 4
+    base_filters: int = 16
+    in_channels: int = 1
+    classes: int = 1
+    batch_norm: bool = True
+    dropout: float = 0.0
+    l1: float = 0.0
+    l2: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.depth, int) or not 2 <= self.depth <= 5:
+            raise ConfigError(f"depth must be an integer from 2 to 5, got {self.depth!r}.")
+        if not isinstance(self.base_filters, int) or not 1 <= self.base_filters <= 256:
+            raise ConfigError(
+                f"base_filters must be an integer from 1 to 256, got {self.base_filters!r}."
+            )
+        if not isinstance(self.in_channels, int) or self.in_channels < 1:
+            raise ConfigError(f"in_channels must be a positive integer, got {self.in_channels!r}.")
+        if not isinstance(self.classes, int) or self.classes < 1:
+            raise ConfigError(
+                f"classes must be 1 (binary) or the number of classes >= 2, got {self.classes!r}."
+            )
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}.")
+        if float(self.l1) < 0 or float(self.l2) < 0:
+            raise ConfigError("l1 and l2 regularisation must be >= 0.")
+
+    @property
+    def divisor(self) -> int:
+        """Image sizes the network accepts without padding are multiples of this."""
+        return 2**self.depth
+
+    @property
+    def output_channels(self) -> int:
+        """Channels of the network output (1 for binary, ``classes`` otherwise)."""
+        return self.classes
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict of the settings."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UNetConfig:
+        """Build from :meth:`to_dict` output (unknown keys are ignored)."""
+        return cls(**_known_fields(cls, data))
+
+
+@dataclass(frozen=True)
+class NormalizationConfig:
+    """How raw intensities are mapped to network inputs; stored with every model.
+
+    ``method="percentile"`` maps, per image and channel, the ``low`` percentile
+    to 0 and the ``high`` percentile to 1 (values outside are not clipped).
+    ``method="scale"`` divides by ``scale`` (used for legacy models trained on
+    images divided by 255).
+    """
+
+    method: str = "percentile"
+    low: float = 1.0
+    high: float = 99.8
+    scale: float = 255.0
+
+    def __post_init__(self) -> None:
+        if self.method not in NORMALIZATION_METHODS:
+            raise ConfigError(
+                f"normalisation method must be one of {NORMALIZATION_METHODS}, got {self.method!r}."
+            )
+        if not 0.0 <= self.low < self.high <= 100.0:
+            raise ConfigError(
+                f"percentiles must satisfy 0 <= low < high <= 100, got {self.low}, {self.high}."
+            )
+        if self.scale <= 0:
+            raise ConfigError(f"scale must be > 0, got {self.scale}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict of the settings."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NormalizationConfig:
+        """Build from :meth:`to_dict` output (unknown keys are ignored)."""
+        return cls(**_known_fields(cls, data))
+
+
+@dataclass
+class TrainingConfig:
+    """How to train.
+
+    Training stops after ``epochs`` epochs or after ``max_time`` seconds,
+    whichever comes first (set either to ``None`` to disable it; at least one
+    must be set). An epoch is ``steps_per_epoch`` batches of random patches.
+    """
+
+    epochs: int | None = 20
+    max_time: float | None = None
+    steps_per_epoch: int = 50
+    patch_size: int = 256
+    batch_size: int = 8
+    learning_rate: float = 2e-3
+    loss: str = "bce_dice"
+    labels: str = "dense"
+    seed: int = 0
+    precision: str = "auto"
+    augment: bool = True
+    validation_patches: int = 32
+    foreground_bias: float = 0.5
+    normalization: NormalizationConfig = field(default_factory=NormalizationConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.normalization, dict):
+            self.normalization = NormalizationConfig.from_dict(self.normalization)
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` with an actionable message for nonsense values."""
+        if self.epochs is None and self.max_time is None:
+            raise ConfigError("Set a number of epochs or a time budget (max_time), or both.")
+        if self.epochs is not None and (not isinstance(self.epochs, int) or self.epochs < 1):
+            raise ConfigError(f"epochs must be a positive integer, got {self.epochs!r}.")
+        if self.max_time is not None and not float(self.max_time) > 0:
+            raise ConfigError(f"max_time must be a positive number of seconds, got {self.max_time!r}.")
+        if not isinstance(self.steps_per_epoch, int) or self.steps_per_epoch < 1:
+            raise ConfigError(
+                f"steps_per_epoch must be a positive integer, got {self.steps_per_epoch!r}."
+            )
+        if not isinstance(self.patch_size, int) or not 16 <= self.patch_size <= 2048:
+            raise ConfigError(
+                f"patch_size must be an integer from 16 to 2048, got {self.patch_size!r}."
+            )
+        if not isinstance(self.batch_size, int) or not 1 <= self.batch_size <= 1024:
+            raise ConfigError(f"batch_size must be an integer from 1 to 1024, got {self.batch_size!r}.")
+        if not 0 < float(self.learning_rate) < 1:
+            raise ConfigError(
+                f"learning rate must be between 0 and 1 (try 1e-3), got {self.learning_rate!r}."
+            )
+        if self.loss not in LOSSES:
+            raise ConfigError(f"loss must be one of {', '.join(LOSSES)}; got {self.loss!r}.")
+        if self.labels not in LABEL_MODES:
+            raise ConfigError(f"labels must be 'dense' or 'scribbles', got {self.labels!r}.")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}.")
+        if not 0.0 <= float(self.foreground_bias) <= 1.0:
+            raise ConfigError(f"foreground_bias must be in [0, 1], got {self.foreground_bias!r}.")
+        if not isinstance(self.validation_patches, int) or self.validation_patches < 0:
+            raise ConfigError("validation_patches must be a non-negative integer.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict of the settings."""
+        data = asdict(self)
+        data["normalization"] = self.normalization.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainingConfig:
+        """Build from :meth:`to_dict` output (unknown keys are ignored)."""
+        return cls(**_known_fields(cls, data))

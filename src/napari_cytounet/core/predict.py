@@ -1,0 +1,387 @@
+"""Tiled prediction of any image size, with overlap and smooth blending.
+
+An image is normalised as in training, reflect-padded by a halo, and cut into
+square tiles on a grid whose step is a multiple of ``2**depth`` (so every tile
+sees the same pooling grid as the whole image would). Tiles are predicted in
+batches and blended with a weight that is zero in a halo at each tile edge and
+rises smoothly (sine-squared) across the rest of the overlap: pixels near a tile
+border, where the network lacks context, are taken from the neighbouring tile.
+The result matches an untiled prediction closely (see the tests) while memory
+is bounded by the tile batch, whatever the image size.
+
+Input of any dimensionality is treated as a series of 2D planes over the
+leading axes (stacks, time series); an RGB/multichannel image has its channels
+on ``channel_axis`` (the last axis by default when the model expects several
+channels).
+
+Examples
+--------
+>>> probabilities = predict_probabilities(bundle, image)  # doctest: +SKIP
+>>> labels = segment(bundle, image, threshold=0.5, min_size=50)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from .bundle import ModelBundle
+from .data import normalize_image
+from .errors import DataError, ModelError
+from .events import PredictionFinished, PredictionProgress
+
+DEFAULT_TILE_SIZE = 1024
+DEFAULT_BATCH_SIZE = 2
+
+_PREDICTORS: dict[tuple[int, bool], Any] = {}
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return int(math.ceil(value / multiple) * multiple)
+
+
+def _round_down(value: int, multiple: int) -> int:
+    return max(multiple, int(value // multiple * multiple))
+
+
+def blend_ramp(length: int, overlap: int, halo: int) -> np.ndarray:
+    """1D blending weight of a tile: 0 within ``halo`` of each edge, sine-squared rise to 1.
+
+    The rise spans ``overlap - 2 * halo`` pixels, so two tiles overlapping by
+    ``overlap`` pixels always have a positive total weight.
+
+    Examples
+    --------
+    >>> w = blend_ramp(16, 8, 2)
+    >>> float(w[0]), float(w[8])
+    (0.0, 1.0)
+    """
+    d = np.minimum(np.arange(length), np.arange(length)[::-1]).astype(np.float64)
+    halo = min(halo, max(0, (overlap - 1) // 2))
+    rise = max(1, overlap - 2 * halo)
+    t = np.clip((d - halo + 0.5) / rise, 0.0, 1.0)
+    w = np.sin(0.5 * np.pi * t) ** 2
+    w[d < halo] = 0.0
+    return w.astype(np.float32)
+
+
+def _predictor(model: Any, jit: bool) -> Callable[[np.ndarray], np.ndarray]:
+    key = (id(model), jit)
+    fn = _PREDICTORS.get(key)
+    if fn is None:
+        import tensorflow as tf
+
+        @tf.function(jit_compile=jit, reduce_retracing=True)
+        def run(x: Any) -> Any:
+            return model(x, training=False)
+
+        def fn(x: np.ndarray) -> np.ndarray:
+            return np.asarray(run(x), dtype=np.float32)
+
+        if len(_PREDICTORS) > 8:
+            _PREDICTORS.clear()
+        _PREDICTORS[key] = fn
+    return fn
+
+
+def _split_channels(image: Any, bundle: ModelBundle, channel_axis: int | None) -> np.ndarray:
+    """Return the image with channels (if any) last, as ``(..., H, W[, C])``."""
+    image = image if hasattr(image, "shape") else np.asarray(image)
+    if channel_axis is not None:
+        channel_axis = channel_axis % image.ndim
+        if channel_axis != image.ndim - 1:
+            image = np.moveaxis(np.asarray(image), channel_axis, -1)
+        return image
+    if bundle.in_channels > 1:
+        if image.ndim < 3 or image.shape[-1] != bundle.in_channels:
+            raise ModelError(
+                f"The model expects {bundle.in_channels}-channel images with channels last, "
+                f"but the image has shape {tuple(image.shape)}; choose a matching image or model."
+            )
+    return image
+
+
+def _plane_tiles(size: int, tile: int, step: int) -> list[int]:
+    if size <= tile:
+        return [0]
+    n = int(math.ceil((size - tile) / step)) + 1
+    return [i * step for i in range(n)]
+
+
+def _axis_plan(span: int, tile: int | None, overlap: int, divisor: int
+               ) -> tuple[int, int, list[int]]:
+    """Tile length, step and origins along one axis, covering ``span`` evenly."""
+    whole = _round_up(span, divisor)
+    if tile is None or whole <= tile:
+        return whole, whole, [0]
+    n = int(math.ceil((span - overlap) / (tile - overlap)))
+    length = _round_up(int(math.ceil((span - overlap) / n)) + overlap, divisor)
+    step = length - overlap
+    return length, step, [i * step for i in range(n)]
+
+
+class TilePlan:
+    """Geometry of tiled prediction for one plane size (exposed for tests and benchmarks).
+
+    The plane is reflect-padded by ``halo`` pixels on each side and covered by
+    ``n_tiles`` tiles of ``tile_h x tile_w`` (multiples of ``divisor``, at most
+    ``tile_size``) that overlap by ``overlap`` pixels; tile sizes adapt so the
+    tiles cover the plane evenly instead of wasting work on padding.
+    """
+
+    def __init__(self, height: int, width: int, divisor: int, tile_size: int | None,
+                 overlap: int | None, fixed: tuple[int, int] | None = None) -> None:
+        if overlap is None:
+            overlap = max(4 * divisor, 64)
+        overlap = _round_up(int(overlap), divisor)
+        halo = overlap * 3 // 8
+        self.halo, self.overlap = halo, overlap
+        span_h, span_w = height + 2 * halo, width + 2 * halo
+        if fixed is not None:
+            tile_h, tile_w = fixed
+            if overlap >= min(tile_h, tile_w):
+                raise DataError(
+                    f"The model's fixed input {tile_h}x{tile_w} is too small for an overlap of "
+                    f"{overlap}; pass a smaller overlap."
+                )
+            self.step_h, self.step_w = tile_h - overlap, tile_w - overlap
+            self.ys = _plane_tiles(span_h, tile_h, self.step_h)
+            self.xs = _plane_tiles(span_w, tile_w, self.step_w)
+        else:
+            t = None
+            if tile_size is not None:
+                t = _round_down(int(tile_size), divisor)
+                if t <= overlap:
+                    raise DataError(
+                        f"tile_size {tile_size} must be larger than the overlap {overlap}; "
+                        "use a larger tile or a smaller overlap."
+                    )
+            tile_h, self.step_h, self.ys = _axis_plan(span_h, t, overlap, divisor)
+            tile_w, self.step_w, self.xs = _axis_plan(span_w, t, overlap, divisor)
+        self.tile_h, self.tile_w = tile_h, tile_w
+        self.padded_h = max(self.ys[-1] + tile_h, span_h)
+        self.padded_w = max(self.xs[-1] + tile_w, span_w)
+        self.height, self.width = height, width
+        wy = blend_ramp(tile_h, overlap, halo) if len(self.ys) > 1 else np.ones(tile_h, np.float32)
+        wx = blend_ramp(tile_w, overlap, halo) if len(self.xs) > 1 else np.ones(tile_w, np.float32)
+        self.weight = np.outer(wy, wx).astype(np.float32)
+
+    @property
+    def n_tiles(self) -> int:
+        """Tiles per plane."""
+        return len(self.ys) * len(self.xs)
+
+    @property
+    def computed_pixels(self) -> int:
+        """Pixels the network computes per plane (tiles included overlap and padding)."""
+        return self.n_tiles * self.tile_h * self.tile_w
+
+    def origins(self) -> list[tuple[int, int]]:
+        """Top-left corners of the tiles in padded coordinates."""
+        return [(y, x) for y in self.ys for x in self.xs]
+
+
+def _predict_plane(
+    fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, plan: TilePlan, classes: int,
+    batch_size: int, on_batch: Callable[[int], None],
+) -> np.ndarray:
+    """Predict one normalised plane ``(H, W, C)``; returns ``(H, W, classes)`` float32."""
+    h, w = plan.height, plan.width
+    pad_y = (plan.halo, plan.padded_h - h - plan.halo)
+    pad_x = (plan.halo, plan.padded_w - w - plan.halo)
+    mode = "reflect" if min(h, w) > 1 else "edge"
+    padded = np.pad(x, (pad_y, pad_x, (0, 0)), mode=mode)
+    del x
+    acc = np.zeros((plan.padded_h, plan.padded_w, classes), np.float32)
+    norm = np.zeros((plan.padded_h, plan.padded_w), np.float32)
+    origins = plan.origins()
+    th, tw = plan.tile_h, plan.tile_w
+    batch = np.zeros((batch_size, th, tw, padded.shape[-1]), np.float32)
+    single = len(origins) == 1
+    for start in range(0, len(origins), batch_size):
+        chunk = origins[start:start + batch_size]
+        if single:
+            out = fn(padded[None, :th, :tw])
+        else:
+            for i, (y0, x0) in enumerate(chunk):
+                batch[i] = padded[y0:y0 + th, x0:x0 + tw]
+            batch[len(chunk):] = 0.0
+            out = fn(batch)
+        for i, (y0, x0) in enumerate(chunk):
+            acc[y0:y0 + th, x0:x0 + tw] += out[i] * plan.weight[..., None]
+            norm[y0:y0 + th, x0:x0 + tw] += plan.weight
+        on_batch(len(chunk))
+    crop = (slice(plan.halo, plan.halo + h), slice(plan.halo, plan.halo + w))
+    result = acc[crop]
+    result /= np.maximum(norm[crop], 1e-12)[..., None]
+    return np.ascontiguousarray(result)
+
+
+def iter_probabilities(
+    bundle: ModelBundle,
+    image: Any,
+    *,
+    channel_axis: int | None = None,
+    tile_size: int | None = DEFAULT_TILE_SIZE,
+    overlap: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    precision: str = "auto",
+    jit: bool = True,
+) -> Iterator[PredictionProgress | np.ndarray]:
+    """Generator form of :func:`predict_probabilities`: yields progress, then the array."""
+    if not isinstance(bundle, ModelBundle):
+        raise ModelError("Expected a ModelBundle; load one with load_bundle(path).")
+    if batch_size < 1:
+        raise DataError(f"batch_size must be >= 1, got {batch_size}.")
+    image = _split_channels(image, bundle, channel_axis)
+    has_channels = channel_axis is not None or bundle.in_channels > 1
+    spatial_ndim = 3 if has_channels else 2
+    if image.ndim < spatial_ndim:
+        raise DataError(
+            f"Expected an image with at least 2 spatial axes, got shape {tuple(image.shape)}."
+        )
+    lead_shape = tuple(image.shape[: image.ndim - spatial_ndim])
+    h, w = image.shape[image.ndim - spatial_ndim: image.ndim - spatial_ndim + 2]
+    if h < 1 or w < 1:
+        raise DataError(f"The image is empty (shape {tuple(image.shape)}).")
+    classes = bundle.classes
+    plan = TilePlan(h, w, bundle.unet.divisor, tile_size, overlap, bundle.fixed_input_size)
+    planes = int(np.prod(lead_shape)) if lead_shape else 1
+    total = planes * plan.n_tiles
+    model = bundle.inference_model(precision)
+    fn = _predictor(model, jit and not bundle.legacy)
+    out_shape = (*lead_shape, h, w) + ((classes,) if classes > 1 else ())
+    result = np.empty(out_shape, np.float32)
+    done = 0
+    yield PredictionProgress(done=0, total=total, plane=0, planes=planes)
+    for p, index in enumerate(np.ndindex(*lead_shape) if lead_shape else [()]):
+        plane = np.asarray(image[index])
+        x = normalize_image(plane, bundle.normalization, bundle.in_channels)
+        del plane
+        progress_box = []
+        prob = _predict_plane(fn, x, plan, classes, batch_size, progress_box.append)
+        done += sum(progress_box)
+        result[index] = prob[..., 0] if classes == 1 else prob
+        del prob
+        yield PredictionProgress(done=done, total=total, plane=p + 1, planes=planes)
+    yield result
+
+
+def predict_probabilities(
+    bundle: ModelBundle,
+    image: Any,
+    *,
+    channel_axis: int | None = None,
+    tile_size: int | None = DEFAULT_TILE_SIZE,
+    overlap: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Callable[[PredictionProgress], None] | None = None,
+    precision: str = "auto",
+    jit: bool = True,
+) -> np.ndarray:
+    """Predict per-pixel probabilities for an image of any size.
+
+    Parameters
+    ----------
+    bundle
+        The model (see :func:`~.bundle.load_bundle`).
+    image
+        ``(..., H, W)`` for one-channel models, ``(..., H, W, C)`` with
+        channels last (or on ``channel_axis``); numpy or dask. Leading axes
+        are predicted plane by plane.
+    channel_axis
+        Axis holding colour channels, if any (e.g. ``-1`` for an RGB layer).
+    tile_size
+        Tile side in pixels (rounded down to a multiple of ``2**depth``);
+        ``None`` predicts each plane in one piece.
+    overlap
+        Overlap between tiles (default ``max(2**(depth+1), 64)``).
+    batch_size
+        Tiles per network call.
+    progress
+        Called with a :class:`PredictionProgress` after each plane.
+    precision
+        ``"auto"``, ``"float32"`` or ``"mixed_bfloat16"``.
+    jit
+        Compile the network with XLA.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 probabilities ``(..., H, W)`` for a binary model, or
+        ``(..., H, W, classes)`` for a multi-class model.
+
+    Examples
+    --------
+    >>> prob = predict_probabilities(bundle, image, tile_size=512)  # doctest: +SKIP
+    >>> prob.shape == image.shape  # doctest: +SKIP
+    True
+    """
+    result = None
+    for item in iter_probabilities(
+        bundle, image, channel_axis=channel_axis, tile_size=tile_size, overlap=overlap,
+        batch_size=batch_size, precision=precision, jit=jit,
+    ):
+        if isinstance(item, PredictionProgress):
+            if progress is not None:
+                progress(item)
+        else:
+            result = item
+    return result
+
+
+def iter_segment(
+    bundle: ModelBundle,
+    image: Any,
+    *,
+    channel_axis: int | None = None,
+    threshold: float = 0.5,
+    min_size: int = 0,
+    fill_holes: bool = True,
+    instances: bool = False,
+    split_touching: bool = False,
+    tile_size: int | None = DEFAULT_TILE_SIZE,
+    overlap: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> Iterator[PredictionProgress | PredictionFinished]:
+    """Predict and post-process, yielding progress and finally :class:`PredictionFinished`.
+
+    The final event holds ``probabilities`` (float32) and ``labels`` (uint8 mask,
+    int32 instance labels, or a class map for multi-class models) with the
+    input's leading and spatial shape.
+    """
+    from .postprocess import postprocess
+
+    t0 = time.perf_counter()
+    prob = None
+    for item in iter_probabilities(
+        bundle, image, channel_axis=channel_axis, tile_size=tile_size, overlap=overlap,
+        batch_size=batch_size,
+    ):
+        if isinstance(item, PredictionProgress):
+            yield item
+        else:
+            prob = item
+    labels = postprocess(
+        prob, threshold, min_size=min_size, fill_holes=fill_holes, instances=instances,
+        split_touching=split_touching, multiclass=bundle.classes > 1,
+    )
+    yield PredictionFinished(probabilities=prob, labels=labels, seconds=time.perf_counter() - t0)
+
+
+def segment(bundle: ModelBundle, image: Any, **kwargs: Any) -> np.ndarray:
+    """Predict and post-process in one call; returns labels (see :func:`iter_segment`).
+
+    Examples
+    --------
+    >>> mask = segment(bundle, image, threshold=0.5, min_size=100)  # doctest: +SKIP
+    """
+    labels = None
+    for event in iter_segment(bundle, image, **kwargs):
+        if isinstance(event, PredictionFinished):
+            labels = event.labels
+    return labels
