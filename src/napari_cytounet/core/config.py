@@ -150,7 +150,7 @@ class TrainingConfig:
 
     epochs: int | None = 20
     max_time: float | None = None
-    steps_per_epoch: int = 50
+    steps_per_epoch: int = 25
     patch_size: int = 256
     batch_size: int = 8
     learning_rate: float = 2e-3
