@@ -15,6 +15,7 @@ True
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -24,6 +25,17 @@ LABEL_MODES = ("dense", "scribbles")
 LOSSES = ("bce", "dice", "bce_dice")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 NORMALIZATION_METHODS = ("percentile", "scale")
+
+
+def _number(name: str, value: Any) -> float:
+    """``value`` as a finite float, or a :class:`ConfigError` naming the setting."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number, got {value!r}.") from None
+    if not math.isfinite(number):
+        raise ConfigError(f"{name} must be a finite number, got {value!r}.")
+    return number
 
 
 def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
@@ -77,9 +89,9 @@ class UNetConfig:
             raise ConfigError(
                 f"classes must be 1 (binary) or the number of classes >= 2, got {self.classes!r}."
             )
-        if not 0.0 <= float(self.dropout) < 1.0:
+        if not 0.0 <= _number("dropout", self.dropout) < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}.")
-        if float(self.l1) < 0 or float(self.l2) < 0:
+        if _number("l1", self.l1) < 0 or _number("l2", self.l2) < 0:
             raise ConfigError("l1 and l2 regularisation must be >= 0.")
 
     @property
@@ -122,11 +134,11 @@ class NormalizationConfig:
             raise ConfigError(
                 f"normalisation method must be one of {NORMALIZATION_METHODS}, got {self.method!r}."
             )
-        if not 0.0 <= self.low < self.high <= 100.0:
+        if not 0.0 <= _number("low", self.low) < _number("high", self.high) <= 100.0:
             raise ConfigError(
                 f"percentiles must satisfy 0 <= low < high <= 100, got {self.low}, {self.high}."
             )
-        if self.scale <= 0:
+        if _number("scale", self.scale) <= 0:
             raise ConfigError(f"scale must be > 0, got {self.scale}.")
 
     def to_dict(self) -> dict[str, Any]:
@@ -151,8 +163,8 @@ class TrainingConfig:
     epochs: int | None = 20
     max_time: float | None = None
     steps_per_epoch: int = 25
-    patch_size: int = 256
-    batch_size: int = 8
+    patch_size: int = 128
+    batch_size: int = 16
     learning_rate: float = 2e-3
     loss: str = "bce_dice"
     labels: str = "dense"
@@ -174,7 +186,7 @@ class TrainingConfig:
             raise ConfigError("Set a number of epochs or a time budget (max_time), or both.")
         if self.epochs is not None and (not isinstance(self.epochs, int) or self.epochs < 1):
             raise ConfigError(f"epochs must be a positive integer, got {self.epochs!r}.")
-        if self.max_time is not None and not float(self.max_time) > 0:
+        if self.max_time is not None and not _number("max_time", self.max_time) > 0:
             raise ConfigError(f"max_time must be a positive number of seconds, got {self.max_time!r}.")
         if not isinstance(self.steps_per_epoch, int) or self.steps_per_epoch < 1:
             raise ConfigError(
@@ -186,7 +198,7 @@ class TrainingConfig:
             )
         if not isinstance(self.batch_size, int) or not 1 <= self.batch_size <= 1024:
             raise ConfigError(f"batch_size must be an integer from 1 to 1024, got {self.batch_size!r}.")
-        if not 0 < float(self.learning_rate) < 1:
+        if not 0 < _number("learning rate", self.learning_rate) < 1:
             raise ConfigError(
                 f"learning rate must be between 0 and 1 (try 1e-3), got {self.learning_rate!r}."
             )
@@ -196,10 +208,16 @@ class TrainingConfig:
             raise ConfigError(f"labels must be 'dense' or 'scribbles', got {self.labels!r}.")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}.")
-        if not 0.0 <= float(self.foreground_bias) <= 1.0:
+        if not 0.0 <= _number("foreground_bias", self.foreground_bias) <= 1.0:
             raise ConfigError(f"foreground_bias must be in [0, 1], got {self.foreground_bias!r}.")
         if not isinstance(self.validation_patches, int) or self.validation_patches < 0:
             raise ConfigError("validation_patches must be a non-negative integer.")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed must be an integer from 0 to 2**32 - 1, got {self.seed!r}.")
+        if not isinstance(self.normalization, NormalizationConfig):
+            raise ConfigError(
+                f"normalization must be a NormalizationConfig or its dict, got {self.normalization!r}."
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict of the settings."""

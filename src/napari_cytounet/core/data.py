@@ -72,6 +72,36 @@ def to_channels_last(image: np.ndarray, in_channels: int | None = None) -> np.nd
     return image
 
 
+def normalization_params(image: np.ndarray, norm: NormalizationConfig | None = None
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel ``(offset, gain)`` so that ``(image - offset) * gain`` is the network input.
+
+    ``image`` is channels-last ``(H, W, C)`` in any dtype. Percentiles are
+    estimated on a regular subsample of at most ~2 megapixels, so huge images
+    cost no extra memory. A constant channel gets a gain of 0.
+
+    Raises
+    ------
+    DataError
+        If the image holds NaN or infinite values.
+    """
+    norm = norm or NormalizationConfig()
+    channels = image.shape[-1]
+    step = max(1, int(np.sqrt(image.shape[0] * image.shape[1] / 2_000_000)))
+    sample = np.asarray(image[::step, ::step], dtype=np.float64)
+    if np.issubdtype(image.dtype, np.floating) and not np.isfinite(sample).all():
+        raise DataError("The image contains NaN or infinite values; fix or crop the image first.")
+    if norm.method == "scale":
+        return np.zeros(channels, np.float32), np.full(channels, 1.0 / norm.scale, np.float32)
+    offset = np.zeros(channels, np.float32)
+    gain = np.zeros(channels, np.float32)
+    for c in range(channels):
+        lo, hi = np.percentile(sample[..., c], [norm.low, norm.high])
+        offset[c] = lo
+        gain[c] = 0.0 if hi - lo < 1e-12 else 1.0 / (hi - lo)
+    return offset, gain
+
+
 def normalize_image(image: np.ndarray, norm: NormalizationConfig | None = None,
                     in_channels: int | None = None) -> np.ndarray:
     """Normalise a 2D image to float32 ``(H, W, C)`` for the network.
@@ -84,23 +114,13 @@ def normalize_image(image: np.ndarray, norm: NormalizationConfig | None = None,
     DataError
         If the image holds NaN or infinite values.
     """
-    norm = norm or NormalizationConfig()
     image = to_channels_last(image, in_channels)
-    out = image.astype(np.float32, copy=True)
-    if not np.isfinite(out).all():
+    if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
         raise DataError("The image contains NaN or infinite values; fix or crop the image first.")
-    if norm.method == "scale":
-        out /= np.float32(norm.scale)
-        return out
-    step = max(1, int(np.sqrt(out.shape[0] * out.shape[1] / 2_000_000)))  # subsample huge images
-    for c in range(out.shape[-1]):
-        sample = out[::step, ::step, c]
-        lo, hi = np.percentile(sample, [norm.low, norm.high])
-        if hi - lo < 1e-12:
-            out[..., c] = 0.0
-        else:
-            out[..., c] -= np.float32(lo)
-            out[..., c] *= np.float32(1.0 / (hi - lo))
+    offset, gain = normalization_params(image, norm)
+    out = image.astype(np.float32, copy=True)
+    out -= offset
+    out *= gain
     return out
 
 

@@ -116,7 +116,7 @@ def flops_per_pixel(config: UNetConfig) -> float:
     Examples
     --------
     >>> round(flops_per_pixel(UNetConfig(depth=2, base_filters=4)))
-    5400
+    3088
     """
     total = 0.0
     f0 = config.base_filters

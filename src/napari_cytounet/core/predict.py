@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from .bundle import ModelBundle
-from .data import normalize_image
+from .data import normalization_params, to_channels_last
 from .errors import DataError, ModelError
 from .events import PredictionFinished, PredictionProgress
 
@@ -168,7 +168,7 @@ class TilePlan:
         self.height, self.width = height, width
         wy = blend_ramp(tile_h, overlap, halo) if len(self.ys) > 1 else np.ones(tile_h, np.float32)
         wx = blend_ramp(tile_w, overlap, halo) if len(self.xs) > 1 else np.ones(tile_w, np.float32)
-        self.weight = np.outer(wy, wx).astype(np.float32)
+        self.weight_y, self.weight_x = wy, wx
 
     @property
     def n_tiles(self) -> int:
@@ -185,40 +185,62 @@ class TilePlan:
         return [(y, x) for y in self.ys for x in self.xs]
 
 
+def _weight_sum(origins: list[int], ramp: np.ndarray, length: int) -> np.ndarray:
+    total = np.zeros(max(length, origins[-1] + ramp.size), np.float32)
+    for o in origins:
+        total[o:o + ramp.size] += ramp
+    return total
+
+
 def _predict_plane(
-    fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, plan: TilePlan, classes: int,
-    batch_size: int, on_batch: Callable[[int], None],
-) -> np.ndarray:
-    """Predict one normalised plane ``(H, W, C)``; returns ``(H, W, classes)`` float32."""
+    fn: Callable[[np.ndarray], np.ndarray], plane: np.ndarray, offset: np.ndarray,
+    gain: np.ndarray, plan: TilePlan, out: np.ndarray, batch_size: int,
+    on_batch: Callable[[int], None],
+) -> None:
+    """Predict one raw channels-last plane ``(H, W, C)`` into ``out`` ``(H, W, classes)``.
+
+    Tiles are normalised on the fly from the reflect-padded raw plane (kept in
+    its own dtype) and blended straight into ``out``; the blending weights form
+    a separable grid, so their sum is an outer product of two 1D sums and no
+    full-size weight image is needed. Peak memory beyond ``out`` is the padded
+    raw plane plus one batch of tiles.
+    """
     h, w = plan.height, plan.width
-    pad_y = (plan.halo, plan.padded_h - h - plan.halo)
-    pad_x = (plan.halo, plan.padded_w - w - plan.halo)
+    halo = plan.halo
+    pad_y = (halo, plan.padded_h - h - halo)
+    pad_x = (halo, plan.padded_w - w - halo)
     mode = "reflect" if min(h, w) > 1 else "edge"
-    padded = np.pad(x, (pad_y, pad_x, (0, 0)), mode=mode)
-    del x
-    acc = np.zeros((plan.padded_h, plan.padded_w, classes), np.float32)
-    norm = np.zeros((plan.padded_h, plan.padded_w), np.float32)
-    origins = plan.origins()
+    padded = np.pad(plane, (pad_y, pad_x, (0, 0)), mode=mode)
     th, tw = plan.tile_h, plan.tile_w
+    wy, wx = plan.weight_y, plan.weight_x
+    out[...] = 0.0
+    origins = plan.origins()
     batch = np.zeros((batch_size, th, tw, padded.shape[-1]), np.float32)
     single = len(origins) == 1
     for start in range(0, len(origins), batch_size):
         chunk = origins[start:start + batch_size]
-        if single:
-            out = fn(padded[None, :th, :tw])
-        else:
-            for i, (y0, x0) in enumerate(chunk):
-                batch[i] = padded[y0:y0 + th, x0:x0 + tw]
-            batch[len(chunk):] = 0.0
-            out = fn(batch)
+        n = 1 if single else batch_size
         for i, (y0, x0) in enumerate(chunk):
-            acc[y0:y0 + th, x0:x0 + tw] += out[i] * plan.weight[..., None]
-            norm[y0:y0 + th, x0:x0 + tw] += plan.weight
+            batch[i] = padded[y0:y0 + th, x0:x0 + tw]
+            batch[i] -= offset
+            batch[i] *= gain
+        batch[len(chunk):] = 0.0
+        pred = fn(batch[:n])
+        for i, (y0, x0) in enumerate(chunk):
+            # tile rows/columns that fall inside the image (padded coords -> image coords)
+            ty0, ty1 = max(y0, halo), min(y0 + th, halo + h)
+            tx0, tx1 = max(x0, halo), min(x0 + tw, halo + w)
+            if ty0 >= ty1 or tx0 >= tx1:
+                continue
+            tile = pred[i, ty0 - y0:ty1 - y0, tx0 - x0:tx1 - x0]
+            weight = np.outer(wy[ty0 - y0:ty1 - y0], wx[tx0 - x0:tx1 - x0])
+            out[ty0 - halo:ty1 - halo, tx0 - halo:tx1 - halo] += tile * weight[..., None]
         on_batch(len(chunk))
-    crop = (slice(plan.halo, plan.halo + h), slice(plan.halo, plan.halo + w))
-    result = acc[crop]
-    result /= np.maximum(norm[crop], 1e-12)[..., None]
-    return np.ascontiguousarray(result)
+    norm_y = _weight_sum(plan.ys, wy, plan.padded_h)[halo:halo + h]
+    norm_x = _weight_sum(plan.xs, wx, plan.padded_w)[halo:halo + w]
+    inv_x = (1.0 / np.maximum(norm_x, 1e-12)).astype(np.float32)
+    for row in range(h):  # in place, row by row: no full-size temporary
+        out[row] *= (inv_x / max(norm_y[row], 1e-12))[:, None]
 
 
 def iter_probabilities(
@@ -259,14 +281,18 @@ def iter_probabilities(
     done = 0
     yield PredictionProgress(done=0, total=total, plane=0, planes=planes)
     for p, index in enumerate(np.ndindex(*lead_shape) if lead_shape else [()]):
-        plane = np.asarray(image[index])
-        x = normalize_image(plane, bundle.normalization, bundle.in_channels)
+        plane = to_channels_last(np.asarray(image[index]), bundle.in_channels)
+        if np.issubdtype(plane.dtype, np.floating) and not np.isfinite(plane).all():
+            raise DataError(
+                f"Plane {index or 0} contains NaN or infinite values; fix the image first."
+            )
+        offset, gain = normalization_params(plane, bundle.normalization)
+        # a view into the result: binary (H, W) gets a trailing class axis of 1
+        target = result[index][..., None] if classes == 1 else result[index]
+        progress_box: list[int] = []
+        _predict_plane(fn, plane, offset, gain, plan, target, batch_size, progress_box.append)
         del plane
-        progress_box = []
-        prob = _predict_plane(fn, x, plan, classes, batch_size, progress_box.append)
         done += sum(progress_box)
-        result[index] = prob[..., 0] if classes == 1 else prob
-        del prob
         yield PredictionProgress(done=done, total=total, plane=p + 1, planes=planes)
     yield result
 
