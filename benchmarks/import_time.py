@@ -26,13 +26,21 @@ def main() -> None:
     args = parser.parse_args()
     times, heavy = [], ""
     for _ in range(args.repeats):
-        out = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True,
-                             check=True).stdout.split()
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD], capture_output=True, text=True, check=True
+        ).stdout.split()
         times.append(float(out[0]))
         heavy = out[1] if len(out) > 1 else ""
-    print(json.dumps({"benchmark": "import_time", "best_seconds": round(min(times), 4),
-                      "median_seconds": round(sorted(times)[len(times) // 2], 4),
-                      "heavy_modules_imported": heavy.split(",") if heavy else []}))
+    print(
+        json.dumps(
+            {
+                "benchmark": "import_time",
+                "best_seconds": round(min(times), 4),
+                "median_seconds": round(sorted(times)[len(times) // 2], 4),
+                "heavy_modules_imported": heavy.split(",") if heavy else [],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

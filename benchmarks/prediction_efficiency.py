@@ -48,8 +48,16 @@ def _peak_rss_child(model_path: str, size: int, tile: int) -> None:
     prob = predict_probabilities(bundle, image, tile_size=tile)
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB -> GiB
-    print(json.dumps({"peak_rss_gib": round(peak, 2), "seconds": round(seconds, 1),
-                      "shape": list(prob.shape), "dtype": str(prob.dtype)}))
+    print(
+        json.dumps(
+            {
+                "peak_rss_gib": round(peak, 2),
+                "seconds": round(seconds, 1),
+                "shape": list(prob.shape),
+                "dtype": str(prob.dtype),
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -92,7 +100,9 @@ def main() -> None:
         path = save_bundle(bundle, Path(tmp) / "model.keras")
         child = subprocess.run(
             [sys.executable, __file__, "--child", str(path), str(args.big), str(tile)],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         big = json.loads(child.stdout.strip().splitlines()[-1])
 

@@ -80,13 +80,19 @@ def main() -> None:
     t0 = time.perf_counter()
     finished = None
     for event in train(
-        train_images, train_masks, config, unet,
-        validation=(val_images, val_masks), names=train_names, validation_names=val_names,
+        train_images,
+        train_masks,
+        config,
+        unet,
+        validation=(val_images, val_masks),
+        names=train_names,
+        validation_names=val_names,
     ):
         if isinstance(event, EpochEnd):
             print(
                 f"epoch {event.epoch:3d} {event.elapsed:6.1f}s loss {event.loss:.4f} "
-                f"dice {event.dice:.3f} val_loss {event.val_loss:.4f} val_dice {event.val_dice:.3f}",
+                f"dice {event.dice:.3f} val_loss {event.val_loss:.4f} "
+                f"val_dice {event.val_dice:.3f}",
                 flush=True,
             )
         elif isinstance(event, TrainingFinished):

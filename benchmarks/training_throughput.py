@@ -20,8 +20,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "bbbc030"
 WARMUP = 5
@@ -59,13 +57,19 @@ def main() -> None:
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
     model.fit(x[: bs * WARMUP], y[: bs * WARMUP], batch_size=bs, epochs=1, verbose=0)
     t0 = time.perf_counter()
-    model.fit(x[bs * WARMUP:], y[bs * WARMUP:], batch_size=bs, epochs=1, verbose=0)
+    model.fit(x[bs * WARMUP :], y[bs * WARMUP :], batch_size=bs, epochs=1, verbose=0)
     baseline = bs * steps / (time.perf_counter() - t0)
     del model
 
     # --- cytounet pipeline -----------------------------------------------------------------
-    config = TrainingConfig(epochs=1, steps_per_epoch=steps + WARMUP, patch_size=ps,
-                            batch_size=bs, precision=args.precision, validation_patches=0)
+    config = TrainingConfig(
+        epochs=1,
+        steps_per_epoch=steps + WARMUP,
+        patch_size=ps,
+        batch_size=bs,
+        precision=args.precision,
+        validation_patches=0,
+    )
     marks = {}
     precision = None
     for event in train(images, masks, config, unet):

@@ -241,9 +241,13 @@ def save_bundle(bundle: ModelBundle, path: str | os.PathLike) -> Path:
     if path.suffix != ".keras":
         path = path.with_name(path.name + ".keras")
     if not path.parent.is_dir():
-        raise ModelError(f"Cannot save the model: folder {path.parent} does not exist; create it first.")
+        raise ModelError(
+            f"Cannot save the model: folder {path.parent} does not exist; create it first."
+        )
     if not os.access(path.parent, os.W_OK):
-        raise ModelError(f"Cannot save the model: folder {path.parent} is not writable; choose another.")
+        raise ModelError(
+            f"Cannot save the model: folder {path.parent} is not writable; choose another."
+        )
     if not bundle.created:
         bundle.created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     if not bundle.versions:
@@ -399,9 +403,15 @@ def load_bundle(path: str | os.PathLike) -> ModelBundle:
     record = _read_record(path)
     if record is None:  # a plain Keras 3 model: accept it, inferring what we can
         unet, fixed = _infer_unet_config(model)
-        return ModelBundle(model=model, unet=unet, path=path, name=path.stem,
-                           fixed_input_size=fixed, legacy=True,
-                           normalization=NormalizationConfig(method="percentile"))
+        return ModelBundle(
+            model=model,
+            unet=unet,
+            path=path,
+            name=path.stem,
+            fixed_input_size=fixed,
+            legacy=True,
+            normalization=NormalizationConfig(method="percentile"),
+        )
     try:
         unet = UNetConfig.from_dict(record["unet"])
         bundle = ModelBundle(
@@ -409,7 +419,9 @@ def load_bundle(path: str | os.PathLike) -> ModelBundle:
             unet=unet,
             normalization=NormalizationConfig.from_dict(record.get("normalization", {})),
             label_mode=record.get("label_mode", "dense"),
-            training=TrainingConfig.from_dict(record["training"]) if record.get("training") else None,
+            training=TrainingConfig.from_dict(record["training"])
+            if record.get("training")
+            else None,
             history=record.get("history", {}),
             data_summary=record.get("data", {}),
             versions=record.get("versions", {}),
@@ -420,7 +432,9 @@ def load_bundle(path: str | os.PathLike) -> ModelBundle:
             extra=record.get("extra", {}),
         )
     except (KeyError, TypeError, ValueError) as exc:
-        raise ModelError(f"{path.name} has a damaged napari-cytounet record ({exc}); re-save the model.") from exc
+        raise ModelError(
+            f"{path.name} has a damaged napari-cytounet record ({exc}); re-save the model."
+        ) from exc
     _check_model_matches(bundle)
     return bundle
 

@@ -187,7 +187,9 @@ class TrainingConfig:
         if self.epochs is not None and (not isinstance(self.epochs, int) or self.epochs < 1):
             raise ConfigError(f"epochs must be a positive integer, got {self.epochs!r}.")
         if self.max_time is not None and not _number("max_time", self.max_time) > 0:
-            raise ConfigError(f"max_time must be a positive number of seconds, got {self.max_time!r}.")
+            raise ConfigError(
+                f"max_time must be a positive number of seconds, got {self.max_time!r}."
+            )
         if not isinstance(self.steps_per_epoch, int) or self.steps_per_epoch < 1:
             raise ConfigError(
                 f"steps_per_epoch must be a positive integer, got {self.steps_per_epoch!r}."
@@ -197,7 +199,9 @@ class TrainingConfig:
                 f"patch_size must be an integer from 16 to 2048, got {self.patch_size!r}."
             )
         if not isinstance(self.batch_size, int) or not 1 <= self.batch_size <= 1024:
-            raise ConfigError(f"batch_size must be an integer from 1 to 1024, got {self.batch_size!r}.")
+            raise ConfigError(
+                f"batch_size must be an integer from 1 to 1024, got {self.batch_size!r}."
+            )
         if not 0 < _number("learning rate", self.learning_rate) < 1:
             raise ConfigError(
                 f"learning rate must be between 0 and 1 (try 1e-3), got {self.learning_rate!r}."
@@ -207,16 +211,20 @@ class TrainingConfig:
         if self.labels not in LABEL_MODES:
             raise ConfigError(f"labels must be 'dense' or 'scribbles', got {self.labels!r}.")
         if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}.")
+            raise ConfigError(
+                f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}."
+            )
         if not 0.0 <= _number("foreground_bias", self.foreground_bias) <= 1.0:
             raise ConfigError(f"foreground_bias must be in [0, 1], got {self.foreground_bias!r}.")
         if not isinstance(self.validation_patches, int) or self.validation_patches < 0:
             raise ConfigError("validation_patches must be a non-negative integer.")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
-            raise ConfigError(f"seed must be an integer from 0 to 2**32 - 1, got {self.seed!r}.")
+        seed = self.seed
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+            raise ConfigError(f"seed must be an integer from 0 to 2**32 - 1, got {seed!r}.")
         if not isinstance(self.normalization, NormalizationConfig):
             raise ConfigError(
-                f"normalization must be a NormalizationConfig or its dict, got {self.normalization!r}."
+                "normalization must be a NormalizationConfig or its dict, "
+                f"got {self.normalization!r}."
             )
 
     def to_dict(self) -> dict[str, Any]:

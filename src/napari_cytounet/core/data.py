@@ -72,8 +72,9 @@ def to_channels_last(image: np.ndarray, in_channels: int | None = None) -> np.nd
     return image
 
 
-def normalization_params(image: np.ndarray, norm: NormalizationConfig | None = None
-                         ) -> tuple[np.ndarray, np.ndarray]:
+def normalization_params(
+    image: np.ndarray, norm: NormalizationConfig | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel ``(offset, gain)`` so that ``(image - offset) * gain`` is the network input.
 
     ``image`` is channels-last ``(H, W, C)`` in any dtype. Percentiles are
@@ -102,8 +103,9 @@ def normalization_params(image: np.ndarray, norm: NormalizationConfig | None = N
     return offset, gain
 
 
-def normalize_image(image: np.ndarray, norm: NormalizationConfig | None = None,
-                    in_channels: int | None = None) -> np.ndarray:
+def normalize_image(
+    image: np.ndarray, norm: NormalizationConfig | None = None, in_channels: int | None = None
+) -> np.ndarray:
     """Normalise a 2D image to float32 ``(H, W, C)`` for the network.
 
     With the percentile method, each channel's ``low`` percentile maps to 0 and
@@ -128,8 +130,9 @@ def normalize_image(image: np.ndarray, norm: NormalizationConfig | None = None,
 # labels
 
 
-def labels_to_targets(labels: np.ndarray, mode: str = "dense", classes: int = 1
-                      ) -> tuple[np.ndarray, np.ndarray]:
+def labels_to_targets(
+    labels: np.ndarray, mode: str = "dense", classes: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """Turn a label image into ``(class_index uint8, weight float32)`` maps.
 
     ``weight`` is 0 where the loss must ignore the pixel (unannotated scribble
@@ -199,10 +202,16 @@ class Example:
     name: str = ""
 
 
-def prepare_examples(images: Sequence[np.ndarray], labels: Sequence[np.ndarray], *,
-                     mode: str = "dense", classes: int = 1,
-                     norm: NormalizationConfig | None = None, in_channels: int | None = None,
-                     names: Sequence[str] | None = None) -> list[Example]:
+def prepare_examples(
+    images: Sequence[np.ndarray],
+    labels: Sequence[np.ndarray],
+    *,
+    mode: str = "dense",
+    classes: int = 1,
+    norm: NormalizationConfig | None = None,
+    in_channels: int | None = None,
+    names: Sequence[str] | None = None,
+) -> list[Example]:
     """Validate and normalise image/label pairs.
 
     Raises
@@ -262,8 +271,14 @@ class PatchSampler:
         Seed of the random generator; the same seed gives the same patches.
     """
 
-    def __init__(self, examples: Sequence[Example], patch_size: int, *,
-                 foreground_bias: float = 0.5, seed: int = 0) -> None:
+    def __init__(
+        self,
+        examples: Sequence[Example],
+        patch_size: int,
+        *,
+        foreground_bias: float = 0.5,
+        seed: int = 0,
+    ) -> None:
         self.patch_size = int(patch_size)
         self.rng = np.random.default_rng(seed)
         self.foreground_bias = float(foreground_bias)
@@ -298,7 +313,10 @@ class PatchSampler:
         return int(flat // width), int(flat % width)
 
     def sample(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-        """Return ``(x, y)``: x float32 ``(B, P, P, C)``; y float32 ``(B, P, P, 2)`` = (class, weight)."""
+        """Return ``(x, y)``: x float32 ``(B, P, P, C)``; y float32 ``(B, P, P, 2)``.
+
+        ``y[..., 0]`` is the class index and ``y[..., 1]`` the pixel weight.
+        """
         p = self.patch_size
         x = np.empty((batch_size, p, p, self.channels), np.float32)
         y = np.empty((batch_size, p, p, 2), np.float32)
@@ -311,13 +329,15 @@ class PatchSampler:
             cx += int(self.rng.integers(-p // 4, p // 4 + 1))
             top = int(np.clip(cy - p // 2, 0, h - p))
             left = int(np.clip(cx - p // 2, 0, w - p))
-            x[b] = self.images[i][top:top + p, left:left + p]
-            y[b, ..., 0] = self.targets[i][top:top + p, left:left + p]
-            y[b, ..., 1] = self.weights[i][top:top + p, left:left + p]
+            x[b] = self.images[i][top : top + p, left : left + p]
+            y[b, ..., 0] = self.targets[i][top : top + p, left : left + p]
+            y[b, ..., 1] = self.weights[i][top : top + p, left : left + p]
         return x, y
 
 
-def augment(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def augment(
+    x: np.ndarray, y: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Random flips, 90-degree rotations and intensity jitter, per sample (in place where possible).
 
     Intensity jitter scales by a factor in [0.8, 1.25], shifts by up to +-0.1 and
@@ -337,8 +357,9 @@ def augment(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> tuple[np.
     return x, y
 
 
-def make_batches(sampler: PatchSampler, batch_size: int, *, augment_data: bool = True,
-                 seed: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def make_batches(
+    sampler: PatchSampler, batch_size: int, *, augment_data: bool = True, seed: int = 0
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Endless iterator of (augmented) batches from a sampler."""
     rng = np.random.default_rng(seed + 1)
     while True:
@@ -348,8 +369,14 @@ def make_batches(sampler: PatchSampler, batch_size: int, *, augment_data: bool =
         yield x, y
 
 
-def make_dataset(sampler: PatchSampler, batch_size: int, *, augment_data: bool = True,
-                 seed: int = 0, prefetch: int = 2) -> Any:
+def make_dataset(
+    sampler: PatchSampler,
+    batch_size: int,
+    *,
+    augment_data: bool = True,
+    seed: int = 0,
+    prefetch: int = 2,
+) -> Any:
     """A ``tf.data.Dataset`` of endless batches that prepares patches ahead of the model."""
     import tensorflow as tf
 
@@ -365,15 +392,22 @@ def make_dataset(sampler: PatchSampler, batch_size: int, *, augment_data: bool =
     return dataset.prefetch(prefetch)
 
 
-def fixed_patches(examples: Sequence[Example], patch_size: int, count: int, *, seed: int = 1234,
-                  foreground_bias: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+def fixed_patches(
+    examples: Sequence[Example],
+    patch_size: int,
+    count: int,
+    *,
+    seed: int = 1234,
+    foreground_bias: float = 0.5,
+) -> tuple[np.ndarray, np.ndarray]:
     """A fixed, reproducible set of patches (e.g. for validation), without augmentation."""
     sampler = PatchSampler(examples, patch_size, foreground_bias=foreground_bias, seed=seed)
     return sampler.sample(count)
 
 
-def summarize_data(images: Sequence[np.ndarray], labels: Sequence[np.ndarray],
-                   names: Sequence[str] | None = None) -> dict[str, Any]:
+def summarize_data(
+    images: Sequence[np.ndarray], labels: Sequence[np.ndarray], names: Sequence[str] | None = None
+) -> dict[str, Any]:
     """Counts, shapes, dtypes, foreground fractions and content hashes of a data set."""
     names = list(names) if names is not None else [f"image {i + 1}" for i in range(len(images))]
     items = []

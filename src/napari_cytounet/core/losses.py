@@ -93,7 +93,9 @@ def get_loss(name: str, classes: int = 1) -> Callable[[Any, Any], Any]:
     if name == "dice":
         return lambda t, p: masked_soft_dice_loss(t, p, classes)
     if name == "bce_dice":
-        return lambda t, p: masked_crossentropy(t, p, classes) + masked_soft_dice_loss(t, p, classes)
+        return lambda t, p: (
+            masked_crossentropy(t, p, classes) + masked_soft_dice_loss(t, p, classes)
+        )
     from .errors import ConfigError
 
     raise ConfigError(f"Unknown loss {name!r}; choose one of {', '.join(LOSS_NAMES)}.")

@@ -96,30 +96,30 @@ def _split_channels(image: Any, bundle: ModelBundle, channel_axis: int | None) -
         if channel_axis != image.ndim - 1:
             image = np.moveaxis(np.asarray(image), channel_axis, -1)
         return image
-    if bundle.in_channels > 1:
-        if image.ndim < 3 or image.shape[-1] != bundle.in_channels:
-            raise ModelError(
-                f"The model expects {bundle.in_channels}-channel images with channels last, "
-                f"but the image has shape {tuple(image.shape)}; choose a matching image or model."
-            )
+    if bundle.in_channels > 1 and (image.ndim < 3 or image.shape[-1] != bundle.in_channels):
+        raise ModelError(
+            f"The model expects {bundle.in_channels}-channel images with channels last, "
+            f"but the image has shape {tuple(image.shape)}; choose a matching image or model."
+        )
     return image
 
 
 def _plane_tiles(size: int, tile: int, step: int) -> list[int]:
     if size <= tile:
         return [0]
-    n = int(math.ceil((size - tile) / step)) + 1
+    n = math.ceil((size - tile) / step) + 1
     return [i * step for i in range(n)]
 
 
-def _axis_plan(span: int, tile: int | None, overlap: int, divisor: int
-               ) -> tuple[int, int, list[int]]:
+def _axis_plan(
+    span: int, tile: int | None, overlap: int, divisor: int
+) -> tuple[int, int, list[int]]:
     """Tile length, step and origins along one axis, covering ``span`` evenly."""
     whole = _round_up(span, divisor)
     if tile is None or whole <= tile:
         return whole, whole, [0]
-    n = int(math.ceil((span - overlap) / (tile - overlap)))
-    length = _round_up(int(math.ceil((span - overlap) / n)) + overlap, divisor)
+    n = math.ceil((span - overlap) / (tile - overlap))
+    length = _round_up(math.ceil((span - overlap) / n) + overlap, divisor)
     step = length - overlap
     return length, step, [i * step for i in range(n)]
 
@@ -133,8 +133,15 @@ class TilePlan:
     tiles cover the plane evenly instead of wasting work on padding.
     """
 
-    def __init__(self, height: int, width: int, divisor: int, tile_size: int | None,
-                 overlap: int | None, fixed: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        height: int,
+        width: int,
+        divisor: int,
+        tile_size: int | None,
+        overlap: int | None,
+        fixed: tuple[int, int] | None = None,
+    ) -> None:
         if overlap is None:
             overlap = max(4 * divisor, 64)
         overlap = _round_up(int(overlap), divisor)
@@ -188,13 +195,18 @@ class TilePlan:
 def _weight_sum(origins: list[int], ramp: np.ndarray, length: int) -> np.ndarray:
     total = np.zeros(max(length, origins[-1] + ramp.size), np.float32)
     for o in origins:
-        total[o:o + ramp.size] += ramp
+        total[o : o + ramp.size] += ramp
     return total
 
 
 def _predict_plane(
-    fn: Callable[[np.ndarray], np.ndarray], plane: np.ndarray, offset: np.ndarray,
-    gain: np.ndarray, plan: TilePlan, out: np.ndarray, batch_size: int,
+    fn: Callable[[np.ndarray], np.ndarray],
+    plane: np.ndarray,
+    offset: np.ndarray,
+    gain: np.ndarray,
+    plan: TilePlan,
+    out: np.ndarray,
+    batch_size: int,
     on_batch: Callable[[int], None],
 ) -> None:
     """Predict one raw channels-last plane ``(H, W, C)`` into ``out`` ``(H, W, classes)``.
@@ -218,13 +230,13 @@ def _predict_plane(
     batch = np.zeros((batch_size, th, tw, padded.shape[-1]), np.float32)
     single = len(origins) == 1
     for start in range(0, len(origins), batch_size):
-        chunk = origins[start:start + batch_size]
+        chunk = origins[start : start + batch_size]
         n = 1 if single else batch_size
         for i, (y0, x0) in enumerate(chunk):
-            batch[i] = padded[y0:y0 + th, x0:x0 + tw]
+            batch[i] = padded[y0 : y0 + th, x0 : x0 + tw]
             batch[i] -= offset
             batch[i] *= gain
-        batch[len(chunk):] = 0.0
+        batch[len(chunk) :] = 0.0
         pred = fn(batch[:n])
         for i, (y0, x0) in enumerate(chunk):
             # tile rows/columns that fall inside the image (padded coords -> image coords)
@@ -232,12 +244,12 @@ def _predict_plane(
             tx0, tx1 = max(x0, halo), min(x0 + tw, halo + w)
             if ty0 >= ty1 or tx0 >= tx1:
                 continue
-            tile = pred[i, ty0 - y0:ty1 - y0, tx0 - x0:tx1 - x0]
-            weight = np.outer(wy[ty0 - y0:ty1 - y0], wx[tx0 - x0:tx1 - x0])
-            out[ty0 - halo:ty1 - halo, tx0 - halo:tx1 - halo] += tile * weight[..., None]
+            tile = pred[i, ty0 - y0 : ty1 - y0, tx0 - x0 : tx1 - x0]
+            weight = np.outer(wy[ty0 - y0 : ty1 - y0], wx[tx0 - x0 : tx1 - x0])
+            out[ty0 - halo : ty1 - halo, tx0 - halo : tx1 - halo] += tile * weight[..., None]
         on_batch(len(chunk))
-    norm_y = _weight_sum(plan.ys, wy, plan.padded_h)[halo:halo + h]
-    norm_x = _weight_sum(plan.xs, wx, plan.padded_w)[halo:halo + w]
+    norm_y = _weight_sum(plan.ys, wy, plan.padded_h)[halo : halo + h]
+    norm_x = _weight_sum(plan.xs, wx, plan.padded_w)[halo : halo + w]
     inv_x = (1.0 / np.maximum(norm_x, 1e-12)).astype(np.float32)
     for row in range(h):  # in place, row by row: no full-size temporary
         out[row] *= (inv_x / max(norm_y[row], 1e-12))[:, None]
@@ -267,7 +279,7 @@ def iter_probabilities(
             f"Expected an image with at least 2 spatial axes, got shape {tuple(image.shape)}."
         )
     lead_shape = tuple(image.shape[: image.ndim - spatial_ndim])
-    h, w = image.shape[image.ndim - spatial_ndim: image.ndim - spatial_ndim + 2]
+    h, w = image.shape[image.ndim - spatial_ndim : image.ndim - spatial_ndim + 2]
     if h < 1 or w < 1:
         raise DataError(f"The image is empty (shape {tuple(image.shape)}).")
     classes = bundle.classes
@@ -349,8 +361,14 @@ def predict_probabilities(
     """
     result = None
     for item in iter_probabilities(
-        bundle, image, channel_axis=channel_axis, tile_size=tile_size, overlap=overlap,
-        batch_size=batch_size, precision=precision, jit=jit,
+        bundle,
+        image,
+        channel_axis=channel_axis,
+        tile_size=tile_size,
+        overlap=overlap,
+        batch_size=batch_size,
+        precision=precision,
+        jit=jit,
     ):
         if isinstance(item, PredictionProgress):
             if progress is not None:
@@ -385,7 +403,11 @@ def iter_segment(
     t0 = time.perf_counter()
     prob = None
     for item in iter_probabilities(
-        bundle, image, channel_axis=channel_axis, tile_size=tile_size, overlap=overlap,
+        bundle,
+        image,
+        channel_axis=channel_axis,
+        tile_size=tile_size,
+        overlap=overlap,
         batch_size=batch_size,
     ):
         if isinstance(item, PredictionProgress):
@@ -393,8 +415,13 @@ def iter_segment(
         else:
             prob = item
     labels = postprocess(
-        prob, threshold, min_size=min_size, fill_holes=fill_holes, instances=instances,
-        split_touching=split_touching, multiclass=bundle.classes > 1,
+        prob,
+        threshold,
+        min_size=min_size,
+        fill_holes=fill_holes,
+        instances=instances,
+        split_touching=split_touching,
+        multiclass=bundle.classes > 1,
     )
     yield PredictionFinished(probabilities=prob, labels=labels, seconds=time.perf_counter() - t0)
 

@@ -190,8 +190,13 @@ def train(
     classes = unet.classes if unet is not None else 1
     in_channels = unet.in_channels if initial is not None else None
     examples = prepare_examples(
-        images, labels, mode=config.labels, classes=classes, norm=norm,
-        in_channels=in_channels, names=names,
+        images,
+        labels,
+        mode=config.labels,
+        classes=classes,
+        norm=norm,
+        in_channels=in_channels,
+        names=names,
     )
     channels = examples[0].image.shape[-1]
     if unet is None:
@@ -203,8 +208,13 @@ def train(
         val_images, val_labels = validation
         if len(val_images):
             val_examples = prepare_examples(
-                val_images, val_labels, mode=config.labels, classes=classes, norm=norm,
-                in_channels=channels, names=validation_names,
+                val_images,
+                val_labels,
+                mode=config.labels,
+                classes=classes,
+                norm=norm,
+                in_channels=channels,
+                names=validation_names,
             )
 
     config.patch_size = _round_up(config.patch_size, unet.divisor)
@@ -231,7 +241,10 @@ def train(
     val_x = val_y = None
     if val_examples and config.validation_patches > 0:
         val_x, val_y = fixed_patches(
-            val_examples, config.patch_size, config.validation_patches, seed=seed + 7,
+            val_examples,
+            config.patch_size,
+            config.validation_patches,
+            seed=seed + 7,
             foreground_bias=config.foreground_bias,
         )
 
@@ -265,21 +278,31 @@ def train(
             return float(loss), float(dice)
         losses, dices = [], []
         for start in range(0, n_full, bs):  # full batches only: one compiled shape
-            loss, dice = eval_step(val_x[start:start + bs], val_y[start:start + bs])
+            loss, dice = eval_step(val_x[start : start + bs], val_y[start : start + bs])
             losses.append(float(loss))
             dices.append(float(dice))
         return float(np.mean(losses)), float(np.mean(dices))
 
     steps = config.steps_per_epoch
     yield TrainingStarted(
-        epochs=config.epochs, max_time=config.max_time, batches=steps,
-        patch_size=config.patch_size, batch_size=config.batch_size, precision=precision,
-        n_images=len(examples), n_validation=len(val_examples),
+        epochs=config.epochs,
+        max_time=config.max_time,
+        batches=steps,
+        patch_size=config.patch_size,
+        batch_size=config.batch_size,
+        precision=precision,
+        n_images=len(examples),
+        n_validation=len(val_examples),
         parameters=int(model.count_params()),
     )
 
     history: dict[str, list[Any]] = {
-        "loss": [], "dice": [], "val_loss": [], "val_dice": [], "elapsed": [], "patches": [],
+        "loss": [],
+        "dice": [],
+        "val_loss": [],
+        "val_dice": [],
+        "elapsed": [],
+        "patches": [],
         "learning_rate": [],
     }
     best_score = math.inf
@@ -335,8 +358,13 @@ def train(
                 recent = elapsed / global_step
                 per_batch = recent if per_batch is None else 0.8 * per_batch + 0.2 * recent
             yield BatchEnd(
-                epoch=epoch, epochs=config.epochs, batch=batch, batches=steps,
-                loss=float(np.mean(losses)), dice=float(np.mean(dices)), elapsed=elapsed,
+                epoch=epoch,
+                epochs=config.epochs,
+                batch=batch,
+                batches=steps,
+                loss=float(np.mean(losses)),
+                dice=float(np.mean(dices)),
+                elapsed=elapsed,
                 remaining=remaining(global_step, elapsed),
             )
             if stop.is_set():
@@ -361,9 +389,16 @@ def train(
         history["patches"].append(patches)
         history["learning_rate"].append(float(optimizer.learning_rate.numpy()))
         yield EpochEnd(
-            epoch=epoch, epochs=config.epochs, loss=train_loss, dice=float(np.mean(dices)),
-            val_loss=val_loss, val_dice=val_dice, elapsed=elapsed,
-            remaining=remaining(global_step, elapsed), is_best=is_best, patches=patches,
+            epoch=epoch,
+            epochs=config.epochs,
+            loss=train_loss,
+            dice=float(np.mean(dices)),
+            val_loss=val_loss,
+            val_dice=val_dice,
+            elapsed=elapsed,
+            remaining=remaining(global_step, elapsed),
+            is_best=is_best,
+            patches=patches,
         )
         if reason in ("stopped", "time"):
             break
@@ -425,8 +460,15 @@ def train(
     )
     bundle.created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     yield TrainingFinished(
-        bundle=bundle, reason=reason, epochs_run=epoch, patches=patches, patch_size=p,
-        seconds=train_seconds, best_epoch=best_epoch, summary=summary, history=history,
+        bundle=bundle,
+        reason=reason,
+        epochs_run=epoch,
+        patches=patches,
+        patch_size=p,
+        seconds=train_seconds,
+        best_epoch=best_epoch,
+        summary=summary,
+        history=history,
     )
 
 
