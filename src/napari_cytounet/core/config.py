@@ -16,6 +16,7 @@ True
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -36,6 +37,11 @@ def _number(name: str, value: Any) -> float:
     if not math.isfinite(number):
         raise ConfigError(f"{name} must be a finite number, got {value!r}.")
     return number
+
+
+def _is_int(value: Any) -> bool:
+    """True for Python and numpy integers (but not booleans)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
@@ -77,15 +83,15 @@ class UNetConfig:
     l2: float = 0.0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.depth, int) or not 2 <= self.depth <= 5:
+        if not _is_int(self.depth) or not 2 <= self.depth <= 5:
             raise ConfigError(f"depth must be an integer from 2 to 5, got {self.depth!r}.")
-        if not isinstance(self.base_filters, int) or not 1 <= self.base_filters <= 256:
+        if not _is_int(self.base_filters) or not 1 <= self.base_filters <= 256:
             raise ConfigError(
                 f"base_filters must be an integer from 1 to 256, got {self.base_filters!r}."
             )
-        if not isinstance(self.in_channels, int) or self.in_channels < 1:
+        if not _is_int(self.in_channels) or self.in_channels < 1:
             raise ConfigError(f"in_channels must be a positive integer, got {self.in_channels!r}.")
-        if not isinstance(self.classes, int) or self.classes < 1:
+        if not _is_int(self.classes) or self.classes < 1:
             raise ConfigError(
                 f"classes must be 1 (binary) or the number of classes >= 2, got {self.classes!r}."
             )
@@ -184,21 +190,21 @@ class TrainingConfig:
         """Raise :class:`ConfigError` with an actionable message for nonsense values."""
         if self.epochs is None and self.max_time is None:
             raise ConfigError("Set a number of epochs or a time budget (max_time), or both.")
-        if self.epochs is not None and (not isinstance(self.epochs, int) or self.epochs < 1):
+        if self.epochs is not None and (not _is_int(self.epochs) or self.epochs < 1):
             raise ConfigError(f"epochs must be a positive integer, got {self.epochs!r}.")
         if self.max_time is not None and not _number("max_time", self.max_time) > 0:
             raise ConfigError(
                 f"max_time must be a positive number of seconds, got {self.max_time!r}."
             )
-        if not isinstance(self.steps_per_epoch, int) or self.steps_per_epoch < 1:
+        if not _is_int(self.steps_per_epoch) or self.steps_per_epoch < 1:
             raise ConfigError(
                 f"steps_per_epoch must be a positive integer, got {self.steps_per_epoch!r}."
             )
-        if not isinstance(self.patch_size, int) or not 16 <= self.patch_size <= 2048:
+        if not _is_int(self.patch_size) or not 16 <= self.patch_size <= 2048:
             raise ConfigError(
                 f"patch_size must be an integer from 16 to 2048, got {self.patch_size!r}."
             )
-        if not isinstance(self.batch_size, int) or not 1 <= self.batch_size <= 1024:
+        if not _is_int(self.batch_size) or not 1 <= self.batch_size <= 1024:
             raise ConfigError(
                 f"batch_size must be an integer from 1 to 1024, got {self.batch_size!r}."
             )
@@ -216,7 +222,7 @@ class TrainingConfig:
             )
         if not 0.0 <= _number("foreground_bias", self.foreground_bias) <= 1.0:
             raise ConfigError(f"foreground_bias must be in [0, 1], got {self.foreground_bias!r}.")
-        if not isinstance(self.validation_patches, int) or self.validation_patches < 0:
+        if not _is_int(self.validation_patches) or self.validation_patches < 0:
             raise ConfigError("validation_patches must be a non-negative integer.")
         seed = self.seed
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:

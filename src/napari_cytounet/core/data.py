@@ -340,8 +340,8 @@ def augment(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Random flips, 90-degree rotations and intensity jitter, per sample (in place where possible).
 
-    Intensity jitter scales by a factor in [0.8, 1.25], shifts by up to +-0.1 and
-    applies a gamma-like contrast change, on normalised images.
+    Intensity jitter scales by a factor in [0.8, 1.25] and shifts by up to
+    +-0.1, on normalised images.
     """
     for b in range(x.shape[0]):
         k = int(rng.integers(4))

@@ -207,9 +207,8 @@ def _predict_plane(
     plan: TilePlan,
     out: np.ndarray,
     batch_size: int,
-    on_batch: Callable[[int], None],
-) -> None:
-    """Predict one raw channels-last plane ``(H, W, C)`` into ``out`` ``(H, W, classes)``.
+) -> Iterator[int]:
+    """Predict one raw channels-last plane ``(H, W, C)`` into ``out``; yields tiles done per batch.
 
     Tiles are normalised on the fly from the reflect-padded raw plane (kept in
     its own dtype) and blended straight into ``out``; the blending weights form
@@ -247,7 +246,7 @@ def _predict_plane(
             tile = pred[i, ty0 - y0 : ty1 - y0, tx0 - x0 : tx1 - x0]
             weight = np.outer(wy[ty0 - y0 : ty1 - y0], wx[tx0 - x0 : tx1 - x0])
             out[ty0 - halo : ty1 - halo, tx0 - halo : tx1 - halo] += tile * weight[..., None]
-        on_batch(len(chunk))
+        yield len(chunk)
     norm_y = _weight_sum(plan.ys, wy, plan.padded_h)[halo : halo + h]
     norm_x = _weight_sum(plan.xs, wx, plan.padded_w)[halo : halo + w]
     inv_x = (1.0 / np.maximum(norm_x, 1e-12)).astype(np.float32)
@@ -301,11 +300,10 @@ def iter_probabilities(
         offset, gain = normalization_params(plane, bundle.normalization)
         # a view into the result: binary (H, W) gets a trailing class axis of 1
         target = result[index][..., None] if classes == 1 else result[index]
-        progress_box: list[int] = []
-        _predict_plane(fn, plane, offset, gain, plan, target, batch_size, progress_box.append)
+        for n_done in _predict_plane(fn, plane, offset, gain, plan, target, batch_size):
+            done += n_done
+            yield PredictionProgress(done=done, total=total, plane=p + 1, planes=planes)
         del plane
-        done += sum(progress_box)
-        yield PredictionProgress(done=done, total=total, plane=p + 1, planes=planes)
     yield result
 
 
@@ -337,11 +335,11 @@ def predict_probabilities(
         Tile side in pixels (rounded down to a multiple of ``2**depth``);
         ``None`` predicts each plane in one piece.
     overlap
-        Overlap between tiles (default ``max(2**(depth+1), 64)``).
+        Overlap between tiles (default ``max(2**(depth+2), 64)``).
     batch_size
         Tiles per network call.
     progress
-        Called with a :class:`PredictionProgress` after each plane.
+        Called with a :class:`PredictionProgress` after each batch of tiles.
     precision
         ``"auto"``, ``"float32"`` or ``"mixed_bfloat16"``.
     jit
