@@ -32,13 +32,20 @@ def _missing_tools() -> list[str]:
 def test_release_check_passes(tmp_path: Path) -> None:
     missing = _missing_tools()
     if missing:
-        pytest.skip(f"the release check needs {', '.join(missing)} "
-                    "(pip install build twine; apt-get install xvfb xauth)")
+        pytest.skip(
+            f"the release check needs {', '.join(missing)} "
+            "(pip install build twine; apt-get install xvfb xauth)"
+        )
     env = {**os.environ, "PYTHON": sys.executable, "TMPDIR": str(tmp_path)}
     # the viewer runs under its own xvfb-run: do not inherit pytest-xvfb's display choice
     env.pop("CHECK_RELEASE_USE_DISPLAY", None)
     proc = subprocess.run(
-        ["bash", str(SCRIPT)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+        ["bash", str(SCRIPT)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"scripts/check_release.sh failed:\n{output[-6000:]}"

@@ -301,8 +301,12 @@ def test_jit_switch_reads_environment(monkeypatch):
     monkeypatch.setenv("CYTOUNET_JIT", "1")
     assert _use_jit(None) is True
     assert _use_jit(False) is False
+    monkeypatch.setenv("CYTOUNET_JIT", "off")
+    assert _use_jit(None) is False
     monkeypatch.delenv("CYTOUNET_JIT")
-    assert _use_jit(None) is True
+    from napari_cytounet.core.precision import has_gpu
+
+    assert _use_jit(None) is has_gpu()  # XLA by default on GPUs only (slower than oneDNN on CPU)
 
 
 # ---------------------------------------------------------------------------

@@ -315,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-time", type=_seconds, metavar="SECONDS", help="time budget for training in seconds"
     )
     p.add_argument(
-        "--steps-per-epoch", type=_positive_int, metavar="N", help="batches per epoch (default 50)"
+        "--steps-per-epoch", type=_positive_int, metavar="N", help="batches per epoch (default 25)"
     )
     p.add_argument(
         "--labels",
@@ -340,11 +340,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--patch-size",
         type=_int_range(16, 2048, "a whole number of pixels"),
         metavar="PX",
-        help="side of the square training patches (default 256; "
+        help="side of the square training patches (default 128; "
         "rounded up to a multiple of 2**depth)",
     )
     p.add_argument(
-        "--batch-size", type=_int_range(1, 1024), metavar="N", help="patches per batch (default 8)"
+        "--batch-size", type=_int_range(1, 1024), metavar="N", help="patches per batch (default 16)"
     )
     p.add_argument(
         "--lr",
@@ -498,6 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train, predict and score on the BBBC030 sample shipped with the package.",
     )
     p.add_argument(
+        "-o",
         "--out",
         metavar="DIR",
         default="cytounet-demo",

@@ -50,8 +50,8 @@ DEFAULT_MAX_TIME = 90.0
 #: Model and training settings of the demo, chosen to learn BBBC030 fast on a CPU.
 DEMO_DEPTH = 4
 DEMO_FILTERS = 16
-DEMO_PATCH_SIZE = 256
-DEMO_BATCH_SIZE = 8
+DEMO_PATCH_SIZE = 128
+DEMO_BATCH_SIZE = 16
 DEMO_STEPS_PER_EPOCH = 25
 
 PREDICTION_COLOR = (255, 0, 255)  # magenta

@@ -28,6 +28,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import stat
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -197,6 +198,20 @@ class ModelBundle:
 # saving
 
 
+def _new_file_mode(path: Path) -> int:
+    """Permissions for a file replacing ``path``: its own, or the umask default (0o644 usually).
+
+    ``mkstemp`` creates private (0600) files; without this a saved model could
+    not be read by the user's colleagues or a shared analysis account.
+    """
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -204,6 +219,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, _new_file_mode(path))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -262,6 +278,7 @@ def save_bundle(bundle: ModelBundle, path: str | os.PathLike) -> Path:
             archive.writestr(RECORD_NAME, text)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp, _new_file_mode(path))
         os.replace(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):

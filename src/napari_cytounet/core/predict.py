@@ -33,6 +33,7 @@ from .bundle import ModelBundle
 from .data import normalization_params, to_channels_last
 from .errors import DataError, ModelError
 from .events import PredictionFinished, PredictionProgress
+from .precision import use_xla
 
 DEFAULT_TILE_SIZE = 1024
 DEFAULT_BATCH_SIZE = 2
@@ -263,7 +264,7 @@ def iter_probabilities(
     overlap: int | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     precision: str = "auto",
-    jit: bool = True,
+    jit: bool | None = None,
 ) -> Iterator[PredictionProgress | np.ndarray]:
     """Generator form of :func:`predict_probabilities`: yields progress, then the array."""
     if not isinstance(bundle, ModelBundle):
@@ -286,7 +287,7 @@ def iter_probabilities(
     planes = int(np.prod(lead_shape)) if lead_shape else 1
     total = planes * plan.n_tiles
     model = bundle.inference_model(precision)
-    fn = _predictor(model, jit and not bundle.legacy)
+    fn = _predictor(model, use_xla(jit) and not bundle.legacy)
     out_shape = (*lead_shape, h, w) + ((classes,) if classes > 1 else ())
     result = np.empty(out_shape, np.float32)
     done = 0
@@ -317,7 +318,7 @@ def predict_probabilities(
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Callable[[PredictionProgress], None] | None = None,
     precision: str = "auto",
-    jit: bool = True,
+    jit: bool | None = None,
 ) -> np.ndarray:
     """Predict per-pixel probabilities for an image of any size.
 
@@ -343,7 +344,8 @@ def predict_probabilities(
     precision
         ``"auto"``, ``"float32"`` or ``"mixed_bfloat16"``.
     jit
-        Compile the network with XLA.
+        Compile the network with XLA (default: on GPUs only; see
+        :func:`~napari_cytounet.core.precision.use_xla`).
 
     Returns
     -------

@@ -25,7 +25,6 @@ Examples
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -53,9 +52,9 @@ FINAL_LR_FRACTION = 0.05
 
 
 def _use_jit(jit: bool | None) -> bool:
-    if jit is not None:
-        return bool(jit)
-    return os.environ.get("CYTOUNET_JIT", "1").lower() not in ("0", "false", "no")
+    from .precision import use_xla
+
+    return use_xla(jit)
 
 
 def _round_up(value: int, multiple: int) -> int:
@@ -151,8 +150,9 @@ def train(
     names, validation_names
         Names of the images, for messages and the data summary.
     jit
-        Compile the training step with XLA (default: on, unless the environment
-        variable ``CYTOUNET_JIT=0``).
+        Compile the training step with XLA (default: on GPUs only, see
+        :func:`~napari_cytounet.core.precision.use_xla`; the environment
+        variable ``CYTOUNET_JIT=1``/``0`` overrides).
 
     Yields
     ------

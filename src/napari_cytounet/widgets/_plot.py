@@ -1,23 +1,56 @@
 """A live plot of the training loss and Dice (training and validation) in the dock.
 
-It is a matplotlib ``FigureCanvasQTAgg`` wrapped as a magicgui widget. It reads
-the core's typed events (:class:`~napari_cytounet.core.events.BatchEnd`,
+The figure is drawn by matplotlib's Agg renderer in a background thread (one
+shared thread for all plots); the dock only shows the finished picture in a
+``QLabel``. Drawing the figure in the GUI thread took 60-80 ms on an idle
+machine and several hundred milliseconds while TensorFlow kept the CPU cores
+busy, long enough to freeze the window at every update; now an update costs
+the GUI thread about a millisecond. Updates are coalesced: while one picture is
+being drawn, newer data wait for it and are drawn next. The plot reads the
+core's typed events (:class:`~napari_cytounet.core.events.BatchEnd`,
 :class:`~napari_cytounet.core.events.EpochEnd`) or a finished model's history,
-and redraws at most a few times a second so that the window stays responsive.
+and redraws at most a few times a second.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from magicgui.widgets import EmptyWidget
+from qtpy.QtCore import QObject, Qt, Signal
 
 # colours that read well on napari's dark and light themes
 TRAIN_COLOR = "#4fa3ff"
 VAL_COLOR = "#ff9f43"
 #: Minimum seconds between two redraws while training.
 REDRAW_INTERVAL = 0.4
+#: Dots per inch of the figure (at a device pixel ratio of 1).
+DPI = 80
+#: Width in pixels of a plot that is not on screen yet.
+DEFAULT_WIDTH = 288
+
+_log = logging.getLogger(__name__)
+_EXECUTOR: ThreadPoolExecutor | None = None
+_EXECUTOR_LOCK = threading.Lock()
+
+
+def _executor() -> ThreadPoolExecutor:
+    """The one thread that draws every plot (matplotlib figures are drawn one at a time)."""
+    global _EXECUTOR
+    with _EXECUTOR_LOCK:
+        if _EXECUTOR is None:
+            _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cytounet-plot")
+        return _EXECUTOR
+
+
+class _Bridge(QObject):
+    """Carries a finished picture from the drawing thread to the GUI thread (queued signal)."""
+
+    rendered = Signal(object)
 
 
 def _theme_colors(viewer: Any) -> tuple[str, str]:
@@ -35,14 +68,22 @@ class TrainingPlot:
     """Loss and Dice per epoch, plus the running values of the epoch in progress."""
 
     def __init__(self, viewer: Any = None, height: int = 260) -> None:
-        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
-        from qtpy.QtWidgets import QVBoxLayout
+        from qtpy.QtWidgets import QLabel, QSizePolicy, QVBoxLayout
 
         background, foreground = _theme_colors(viewer)
-        self.figure = Figure(figsize=(3.6, height / 80), dpi=80, facecolor=background)
-        self.canvas = FigureCanvasQTAgg(self.figure)
+        self._height = height
+        self.figure = Figure(figsize=(DEFAULT_WIDTH / DPI, height / DPI), dpi=DPI,
+                             facecolor=background)
+        self._agg = FigureCanvasAgg(self.figure)
+        self.canvas = QLabel()  # shows the picture drawn in the background thread
         self.canvas.setMinimumHeight(height)
+        self.canvas.setMinimumWidth(120)
+        self.canvas.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.canvas.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.canvas.setFixedHeight(height)
+        self.canvas.setStyleSheet(f"background-color: {background};")
         self.widget = EmptyWidget()
         layout = self.widget.native.layout()
         if layout is None:
@@ -57,6 +98,16 @@ class TrainingPlot:
         self.ax_dice = self.figure.add_subplot(2, 1, 2, sharex=self.ax_loss)
         self.figure.subplots_adjust(left=0.17, right=0.97, top=0.93, bottom=0.14, hspace=0.12)
         self._last_draw = 0.0
+        self._busy = False  # a picture is being drawn
+        self._again = False  # newer data arrived meanwhile: draw once more
+        self._closed = False
+        self._shown_size: tuple[int, int] | None = None
+        self.renders = 0  # pictures shown so far (for tests)
+        self._bridge = _Bridge()
+        self._bridge.rendered.connect(self._show, Qt.ConnectionType.QueuedConnection)
+        self.canvas.destroyed.connect(self._on_destroyed)
+        self._resize_filter = _ResizeWatcher(self._on_resized)
+        self.canvas.installEventFilter(self._resize_filter)
         self.reset()
 
     # -- data ---------------------------------------------------------------------------------
@@ -123,34 +174,144 @@ class TrainingPlot:
         if not force and now - self._last_draw < REDRAW_INTERVAL:
             return
         self._last_draw = now
+        self._request()
+
+    def _size(self) -> tuple[int, int, float]:
+        """``(width, height, device pixel ratio)`` of the label (a default while hidden)."""
+        if self._closed or not self.canvas.isVisible():
+            return DEFAULT_WIDTH, self._height, 1.0
+        ratio = float(self.canvas.devicePixelRatioF())
+        return max(self.canvas.width(), 120), max(self.canvas.height(), 60), ratio
+
+    def _request(self) -> None:
+        """Draw the current data in the background thread (or once the running draw is done)."""
+        if self._closed:
+            return
+        if self._busy:
+            self._again = True
+            return
+        data = {
+            "batch_x": list(self.batch_x), "batch_loss": list(self.batch_loss),
+            "batch_dice": list(self.batch_dice), "epoch_x": list(self.epoch_x),
+            "loss": list(self.loss), "dice": list(self.dice), "val_x": list(self.val_x),
+            "val_loss": list(self.val_loss), "val_dice": list(self.val_dice),
+        }
+        self._busy = True
+        self._again = False
+        _executor().submit(self._render, data, *self._size())
+
+    def _render(self, data: dict[str, list[float]], width: int, height: int, ratio: float) -> None:
+        """Draw the figure into an RGBA buffer (background thread) and hand it to the GUI."""
+        picture = None
+        try:
+            picture = self._draw(data, width, height, ratio)
+        except Exception:  # never let a plot problem break training
+            _log.exception("napari-cytounet: drawing the training plot failed")
+        try:
+            self._bridge.rendered.emit(picture)
+        except RuntimeError:  # the widget is gone
+            pass
+
+    def _draw(self, d: dict[str, list[float]], width: int, height: int,
+              ratio: float) -> tuple[bytes, int, int, float]:
+        self.figure.set_dpi(DPI * ratio)
+        self.figure.set_size_inches(width / DPI, height / DPI)
+        fg = self._fg
         for ax, ylabel, batch, epoch, val in (
-            (self.ax_loss, "loss", self.batch_loss, self.loss, self.val_loss),
-            (self.ax_dice, "Dice", self.batch_dice, self.dice, self.val_dice),
+            (self.ax_loss, "loss", d["batch_loss"], d["loss"], d["val_loss"]),
+            (self.ax_dice, "Dice", d["batch_dice"], d["dice"], d["val_dice"]),
         ):
             ax.clear()
             self._style(ax, ylabel)
             if batch:
-                ax.plot(self.batch_x, batch, color=TRAIN_COLOR, alpha=0.35, lw=1)
+                ax.plot(d["batch_x"], batch, color=TRAIN_COLOR, alpha=0.35, lw=1)
             if epoch:
-                ax.plot(self.epoch_x, epoch, "o-", color=TRAIN_COLOR, ms=3, lw=1.5,
+                ax.plot(d["epoch_x"], epoch, "o-", color=TRAIN_COLOR, ms=3, lw=1.5,
                         label="training")
             if val:
-                ax.plot(self.val_x, val, "s--", color=VAL_COLOR, ms=3, lw=1.5,
+                ax.plot(d["val_x"], val, "s--", color=VAL_COLOR, ms=3, lw=1.5,
                         label="validation")
             if epoch or val:
-                legend = ax.legend(fontsize=7, loc="best", frameon=False)
+                legend = ax.legend(fontsize=7, loc="upper right", frameon=False)
                 for text in legend.get_texts():
-                    text.set_color(self._fg)
-        self.ax_dice.set_xlabel("epoch", color=self._fg, fontsize=9)
+                    text.set_color(fg)
+        self.ax_dice.set_xlabel("epoch", color=fg, fontsize=9)
         self.ax_dice.set_ylim(-0.02, 1.02)
         self.ax_loss.tick_params(labelbottom=False)
-        if not (self.batch_x or self.epoch_x):
+        if not (d["batch_x"] or d["epoch_x"]):
             self.ax_loss.text(0.5, 0.5, "loss and Dice appear here while training",
                               transform=self.ax_loss.transAxes, ha="center", va="center",
-                              color=self._fg, alpha=0.6, fontsize=8)
-        self.canvas.draw_idle()
+                              color=fg, alpha=0.6, fontsize=8)
+        self._agg.draw()
+        buffer = self._agg.buffer_rgba()
+        h, w = buffer.shape[:2]
+        return bytes(buffer), w, h, ratio
+
+    def _show(self, picture: Any) -> None:
+        """Show a finished picture (GUI thread); draw again if newer data are waiting."""
+        self._busy = False
+        if self._closed:
+            return
+        if picture is not None:
+            from qtpy.QtGui import QImage, QPixmap
+
+            data, w, h, ratio = picture
+            image = QImage(data, w, h, 4 * w, QImage.Format.Format_RGBA8888)
+            pixmap = QPixmap.fromImage(image)
+            pixmap.setDevicePixelRatio(ratio)
+            try:
+                self.canvas.setPixmap(pixmap)
+            except RuntimeError:  # the label was deleted
+                self._closed = True
+                return
+            self._shown_size = (round(w / ratio), round(h / ratio))
+            self.renders += 1
+        if self._again:
+            self._request()
+
+    def _on_resized(self) -> None:
+        if self._closed or not self.canvas.isVisible():
+            return
+        width, height, _ = self._size()
+        if self._shown_size is None or abs(self._shown_size[0] - width) > 2 or (
+            abs(self._shown_size[1] - height) > 2
+        ):
+            self._request()
+
+    def _on_destroyed(self, *_: Any) -> None:
+        self._closed = True
+
+    @property
+    def rendering(self) -> bool:
+        """Whether a picture is being drawn (or waits to be)."""
+        return self._busy or self._again
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait (processing Qt events) until the latest data are on screen; ``True`` if they are."""
+        from qtpy.QtWidgets import QApplication
+
+        end = time.monotonic() + timeout
+        while self.rendering and not self._closed and time.monotonic() < end:
+            QApplication.processEvents()
+            time.sleep(0.005)
+        return not self.rendering
 
     @property
     def points(self) -> int:
         """Number of batch and epoch points plotted (for tests)."""
         return len(self.batch_x) + len(self.epoch_x)
+
+
+class _ResizeWatcher(QObject):
+    """Calls ``callback`` when the watched widget is resized or shown (to redraw at its size)."""
+
+    def __init__(self, callback: Any) -> None:
+        super().__init__()
+        self._callback = callback
+
+    def eventFilter(self, obj: Any, event: Any) -> bool:  # noqa: N802 - Qt API
+        from qtpy.QtCore import QEvent
+
+        if event.type() in (QEvent.Type.Resize, QEvent.Type.Show):
+            self._callback()
+        return False

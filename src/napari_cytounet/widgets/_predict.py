@@ -346,13 +346,16 @@ class PredictWidget(Container):
                 and record.edits.shape == current.shape else np.ones(current.shape, bool)
             )
         corrections, edits = _layers.merge_corrections(current, predicted, previous, previous_edits)
-        corr_layer = _layers.put_labels(
-            self._viewer, corr_name, corrections, image,
-            tag={"role": "corrections", "image": image.name}, visible=False,
-        )
+        already_kept = previous is not None and np.array_equal(previous, corrections)
         self._session.records[image.name] = PredictionRecord(
             prediction=predicted if predicted is not None else np.array(current, copy=True),
             edits=edits,
+        )
+        if already_kept:  # e.g. the prediction right after a retrain: nothing new to keep
+            return corr_layer
+        corr_layer = _layers.put_labels(
+            self._viewer, corr_name, corrections, image,
+            tag={"role": "corrections", "image": image.name}, visible=False,
         )
         if not required:
             show_info(f"Kept your edits of {segmentation.name!r} in the layer {corr_name!r}.")

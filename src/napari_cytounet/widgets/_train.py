@@ -220,9 +220,9 @@ class TrainWidget(Container):
         self._epochs = SpinBox(value=20, min=1, max=100000, label="Epochs")
         self._minutes = FloatSpinBox(value=5.0, min=0.1, max=10000.0, step=0.5, label="Minutes")
         self._opts_toggle = PushButton(text="▸ Training options")
-        self._patch = SpinBox(value=256, min=16, max=2048, step=16, label="Patch size")
-        self._batch = SpinBox(value=8, min=1, max=1024, label="Batch size")
-        self._steps = SpinBox(value=50, min=1, max=100000, label="Batches per epoch")
+        self._patch = SpinBox(value=128, min=16, max=2048, step=16, label="Patch size")
+        self._batch = SpinBox(value=16, min=1, max=1024, label="Batch size")
+        self._steps = SpinBox(value=25, min=1, max=100000, label="Batches per epoch")
         self._lr = ComboBox(
             label="Learning rate", choices=[(f"{v:g}", v) for v in LEARNING_RATES], value=2e-3
         )
@@ -591,12 +591,16 @@ class TrainWidget(Container):
         self.last_report = report
         if report.errors and not (self._request and self._request.force):
             self._status.value = "Not trained: the quality check found problems."
+            first = report.errors[0].message
+            more = f" (and {len(report.errors) - 1} more)" if len(report.errors) > 1 else ""
             show_error(
-                f"{report.summary()} Fix the labels (see the Quality check widget), or tick "
-                "'Train despite quality-check errors' under Training options."
+                f"Not trained: {first}{more} Fix the labels (the Quality check widget lists "
+                "every problem), or tick 'Train despite quality-check errors' under Training "
+                "options."
             )
         elif report.errors or report.warnings:
-            show_warning(f"Quality check: {report.summary()}")
+            first = (report.errors or report.warnings)[0].message
+            show_warning(f"Quality check: {report.summary()}. First: {first}")
             self._status.value = "Quality check done (with warnings); preparing training…"
         else:
             self._status.value = "Quality check passed; preparing training…"

@@ -1,0 +1,526 @@
+"""Make the screenshots of the documentation: real widgets, a real model, real data.
+
+Run it from the repository root under a virtual X server (or on a desktop)::
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" python3 scripts/make_screenshots.py
+
+It opens a napari window, opens the BBBC030v1 samples shipped with the plugin,
+drives the widgets the way a user would (the same public methods the GUI tests
+use) and captures the whole window after each step:
+
+==========================  ==========================================================
+``quality-check.png``       Quality check on an outline-only mask (BBBC030 ``outlines``)
+``train-widget.png``        Train UNet on ``cho21`` + mask with a time budget, live plot
+``predict-widget.png``      Predict on the held-out image ``cho01``
+``correction-before.png``   the prediction, zoomed on a mistake, brush selected
+``correction-edited.png``   the same place after a brush and eraser fix
+``correction-after.png``    after "Retrain with corrections": corrections layer + new result
+``score-widget.png``        Score ``cho01 segmentation`` against ``cho01 mask``; errors layer
+``model-widget.png``        Model: the saved model, its history and its training record
+==========================  ==========================================================
+
+Everything is seeded, and training is short: by default a time budget of one minute for
+the first model and three short epochs of retraining (``--quick``: 24 s and one epoch). XLA is off
+(``CYTOUNET_JIT=0``) unless ``--jit`` is given, because its one-off compilation (about 25 s on
+two CPU cores) would use up most of so short a budget. Settings are read from and written to a
+temporary folder, so the widgets show their defaults and your own napari-cytounet settings are
+left alone. The model is saved to ``--model`` (default: a temporary folder) and can be used
+with ``cytounet predict`` afterwards.
+
+The outline-only labels of the quality-check screenshot come from the full BBBC030 data set
+(``--outlines``, default ``/work/shared/data/bbbc030/train/outlines/cho21.png``). When that file
+is missing, the script draws the outlines of the shipped ``cho21`` mask instead (the same
+kind of labels: a thin line around each cell).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUTLINES = Path("/work/shared/data/bbbc030/train/outlines/cho21.png")
+PLUGIN = "napari-cytounet"
+WINDOW = (1500, 950)  # napari window size (width, height)
+DOCK_WIDTH = 480
+MAX_BYTES = 400_000  # largest PNG written (they are downscaled/quantised to fit)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='Example: xvfb-run -a -s "-screen 0 1600x1000x24" '
+        "python3 scripts/make_screenshots.py --quick",
+    )
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images",
+                        help="folder for the PNG files (default: docs/images)")
+    parser.add_argument("--quick", action="store_true",
+                        help="shorter training (24 s + 1 retraining epoch) for a quick check")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="time budget of the first training, in minutes "
+                        "(default 1.0, or 0.4 with --quick)")
+    parser.add_argument("--retrain-epochs", type=int, default=None,
+                        help="epochs of 'Retrain with corrections' (default 3, or 1 with --quick)")
+    parser.add_argument("--outlines", type=Path, default=DEFAULT_OUTLINES,
+                        help="an outline-only label image of cho21 for the quality check")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="where to save the trained model (default: a temporary folder)")
+    parser.add_argument("--jit", action="store_true", help="compile training with XLA")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--only", nargs="*", default=None, metavar="NAME",
+                        help="write only these screenshots (names without .png); the steps "
+                        "before them still run")
+    args = parser.parse_args(argv)
+    if args.minutes is None:
+        args.minutes = 0.4 if args.quick else 1.0
+    if args.retrain_epochs is None:
+        args.retrain_epochs = 1 if args.quick else 3
+    return args
+
+
+# ----------------------------------------------------------------------------------------------
+# Qt helpers
+
+
+def pump(seconds: float = 0.3) -> None:
+    """Process Qt events for ``seconds``."""
+    from qtpy.QtWidgets import QApplication
+
+    end = time.monotonic() + seconds
+    while True:
+        QApplication.processEvents()
+        if time.monotonic() >= end:
+            break
+        time.sleep(0.02)
+
+
+def wait_until(condition, timeout: float, what: str) -> None:
+    """Process Qt events until ``condition()`` is true; fail after ``timeout`` seconds."""
+    from qtpy.QtWidgets import QApplication
+
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise TimeoutError(f"gave up waiting for {what} after {timeout:.0f} s")
+        QApplication.processEvents()
+        time.sleep(0.02)
+
+
+class Shooter:
+    """Captures the napari window into small PNG files and logs what it wrote."""
+
+    def __init__(self, viewer, out: Path, only: list[str] | None) -> None:
+        self.viewer = viewer
+        self.out = out
+        self.only = set(only) if only else None
+        self.written: list[tuple[Path, int]] = []
+
+    def __call__(self, name: str) -> Path | None:
+        if self.only is not None and name not in self.only:
+            return None
+        pump(0.5)
+        self._dismiss_toasts()
+        pump(0.3)
+        path = self.out / f"{name}.png"
+        array = self.viewer.screenshot(canvas_only=False, flash=False)
+        size = save_small_png(array, path)
+        self.written.append((path, size))
+        print(f"  wrote {path} ({size / 1000:.0f} kB)", flush=True)
+        return path
+
+    def _dismiss_toasts(self) -> None:
+        """Close notification pop-ups (they would cover the canvas)."""
+        try:
+            from napari._qt.dialogs.qt_notification import NapariQtNotification
+        except ImportError:  # pragma: no cover - other napari versions
+            return
+        from qtpy.QtWidgets import QApplication
+
+        for widget in QApplication.topLevelWidgets() + self.viewer.window._qt_window.findChildren(
+            NapariQtNotification
+        ):
+            if isinstance(widget, NapariQtNotification):
+                widget.close()
+
+
+def save_small_png(array, path: Path) -> int:
+    """Save an RGB(A) screenshot as an optimised PNG under ``MAX_BYTES``; returns its size."""
+    from PIL import Image
+
+    image = Image.fromarray(array).convert("RGB")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    width = image.width
+    while True:
+        candidate = image if width == image.width else image.resize(
+            (width, round(image.height * width / image.width)), Image.LANCZOS
+        )
+        # 256 colours keep text and plots crisp and make the files several times smaller
+        candidate = candidate.quantize(colors=256, method=Image.MEDIANCUT, dither=Image.NONE)
+        candidate.save(path, optimize=True)
+        size = path.stat().st_size
+        if size <= MAX_BYTES or width <= 800:
+            return size
+        width = int(width * 0.9)
+
+
+# ----------------------------------------------------------------------------------------------
+# the story
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.monotonic()
+    args.out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="cytounet-screenshots-"))
+    os.environ["CYTOUNET_SETTINGS_DIR"] = str(work / "settings")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not args.jit:
+        os.environ["CYTOUNET_JIT"] = "0"
+    model_path = args.model or Path(tempfile.gettempdir()) / "napari-cytounet-docs" / "cho-cells.keras"
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    random.seed(args.seed)
+
+    import numpy as np
+
+    np.random.seed(args.seed)
+
+    # The viewer (and its OpenGL context) must exist before TensorFlow is imported, and
+    # TensorFlow must be imported with RTLD_DEEPBIND: see napari_cytounet/widgets/_tf.py.
+    import napari
+
+    viewer = napari.Viewer(title="napari-cytounet", show=True)
+    viewer.window.resize(*WINDOW)
+    viewer.theme = "dark"
+    pump(1.0)
+    from napari_cytounet.widgets._tf import import_tensorflow
+
+    import_tensorflow()
+    import keras
+
+    keras.utils.set_random_seed(args.seed)
+    shoot = Shooter(viewer, args.out, args.only)
+    docks: dict[str, object] = {}
+
+    def show_dock(name: str, width: int = DOCK_WIDTH):
+        """Dock (or show again) one widget of the plugin and hide the others."""
+        from qtpy.QtCore import Qt
+
+        for other, (dock, _) in docks.items():
+            if other != name:
+                dock.hide()
+        if name not in docks:
+            docks[name] = viewer.window.add_plugin_dock_widget(PLUGIN, name)
+            keep_scroll_area(viewer, *docks[name])
+        dock, widget = docks[name]
+        dock.show()
+        pump(0.2)
+        viewer.window._qt_window.resizeDocks([dock], [width], Qt.Horizontal)
+        pump(0.3)
+        return widget
+
+    def scroll_to(widget, child, margin: int = 8) -> None:
+        """Scroll a scrollable dock widget down so that ``child`` ends at its bottom edge."""
+        from qtpy.QtWidgets import QScrollArea
+
+        area = widget.root_native_widget
+        if not isinstance(area, QScrollArea):
+            return
+        inner = area.widget()
+        bottom = child.native.mapTo(inner, child.native.rect().bottomLeft()).y()
+        area.verticalScrollBar().setValue(bottom + margin - area.viewport().height())
+        area.horizontalScrollBar().setValue(0)
+        pump(0.2)
+
+    def only_visible(*names: str) -> None:
+        for layer in viewer.layers:
+            layer.visible = layer.name in names
+
+    # -- the data ------------------------------------------------------------------------------
+    print("Opening the BBBC030 samples…", flush=True)
+    viewer.open_sample(PLUGIN, "bbbc030")
+    viewer.open_sample(PLUGIN, "bbbc030_validation")
+    image = viewer.layers["cho21"]
+    mask = viewer.layers["cho21 mask"]
+    val_image, val_mask = viewer.layers["cho01"], viewer.layers["cho01 mask"]
+
+    # -- 1. the quality check on outline-only labels ----------------------------------------------
+    print("Quality check on outline-only labels…", flush=True)
+    outlines = read_outlines(args.outlines, np.asarray(mask.data))
+    outline_layer = viewer.add_labels(outlines, name="cho21 outlines", opacity=1.0)
+    outline_layer.colormap = single_color("#ffd60a")
+    only_visible("cho21", "cho21 outlines")
+    viewer.layers.selection.active = outline_layer
+    check = show_dock("Quality check")
+    check._image.value = image
+    check._labels.value = outline_layer
+    check._mode.value = "dense"
+    assert check.check(), "the quality check did not start"
+    wait_until(lambda: not check.running, 120, "the quality check")
+    assert check.report is not None and check.report.errors, "outlines were not flagged"
+    zoom_to_box(viewer, (150, 330, 600, 930), shape=outlines.shape)
+    shoot("quality-check")
+    viewer.layers.remove(outline_layer)
+
+    # -- 2. training with a time budget, validation on the held-out image --------------------------
+    print(f"Training for {args.minutes:g} min…", flush=True)
+    only_visible("cho21", "cho21 mask")
+    viewer.layers.selection.active = mask
+    train = show_dock("Train UNet")
+    viewer.reset_view()
+    train._image.value = image
+    train._labels.value = mask
+    train._mode.value = "dense"
+    train._val_image.value = val_image
+    train._val_labels.value = val_mask
+    train._start_from.value = "new"
+    train._stop_by.value = "time"
+    train._minutes.value = args.minutes
+    train._steps.value = 10  # short epochs: more points on the plot of a one-minute run
+    assert train.start(), "training did not start"
+    budget = args.minutes * 60.0
+    # capture while it runs, late enough for the curves to show several epochs
+    wait_until(
+        lambda: not train.running or (
+            len(train._plot.epoch_x) >= 2 and train._progress.value >= 880
+        ),
+        budget + 300, "training progress",
+    )
+    pump(0.6)
+    scroll_to(train, train._plot.widget)
+    shoot("train-widget")
+    wait_until(lambda: not train.running, budget + 300, "the end of training")
+    result = train.last_result
+    assert result is not None, f"training failed: {train._status.value}"
+    print(f"  {result.summary}", flush=True)
+
+    # -- 3. predict the held-out image -----------------------------------------------------------
+    print("Predicting cho01…", flush=True)
+    only_visible("cho01")
+    predict = show_dock("Predict")
+    predict._image.value = val_image
+    predict._source.value = "current"
+    assert predict.predict(), "prediction did not start"
+    wait_until(lambda: not predict.running, 300, "the prediction")
+    segmentation = viewer.layers["cho01 segmentation"]
+    segmentation.opacity = 0.5
+    only_visible("cho01", "cho01 segmentation")
+    viewer.layers.selection.active = segmentation
+    viewer.reset_view()
+    shoot("predict-widget")
+
+    # -- 4. correct mistakes with the brush and the eraser, then retrain ---------------------------
+    print("Correcting and retraining…", flush=True)
+    truth = np.asarray(val_mask.data) > 0
+    predicted = np.asarray(segmentation.data) > 0
+    missed, spurious = pick_mistakes(predicted, truth)
+    focus = missed if missed is not None else spurious
+    box = focus_box(focus, size=240) if focus is not None else (0, 0, *truth.shape)
+    zoom_to_box(viewer, box, shape=truth.shape)
+    segmentation.mode = "paint"
+    segmentation.brush_size = 20
+    segmentation.selected_label = 1
+    shoot("correction-before")
+    # what a user does with the brush (paint label 1 over the missed part of a cell) and the
+    # eraser (erase a speck that is not a cell)
+    edited = np.array(segmentation.data, copy=True)
+    if missed is not None:
+        edited[missed] = 1
+    if spurious is not None:
+        edited[spurious] = 0
+    segmentation.data = edited
+    segmentation.mode = "erase"
+    shoot("correction-edited")
+    segmentation.mode = "pan_zoom"
+    predict._retrain_epochs.value = args.retrain_epochs
+    before = predict.predictions
+    assert predict.retrain(), "retraining did not start"
+    wait_until(lambda: predict.predictions > before and not predict.running, 600,
+               "retraining and the new prediction")
+    corrections = viewer.layers["cho01 corrections"]
+    corrections.visible = True
+    corrections.contour = 2
+    corrections.opacity = 1.0
+    corrections.colormap = single_color("#ffd60a")
+    viewer.layers.selection.active = corrections
+    shoot("correction-after")
+    print(f"  {predict.last_training.summary}", flush=True)
+
+    # -- 5. score against the hand-made mask ------------------------------------------------------
+    print("Scoring…", flush=True)
+    corrections.visible = False
+    score = show_dock("Score", width=560)
+    score._pred.value = segmentation
+    score._truth.value = val_mask
+    assert score.score(), "scoring did not start"
+    wait_until(lambda: not score.running, 120, "scoring")
+    errors = viewer.layers["cho01 segmentation errors"]
+    errors.opacity = 1.0
+    only_visible("cho01", "cho01 segmentation errors")
+    viewer.layers.selection.active = errors
+    viewer.reset_view()
+    shoot("score-widget")
+    overall = score.table_data.overall
+    print(f"  Dice {overall.dice:.3f}, object F1 {overall.object_f1:.3f}", flush=True)
+
+    # -- 6. save the model; the Model widget --------------------------------------------------------
+    print(f"Saving the model to {model_path}…", flush=True)
+    model = show_dock("Model")
+    assert model.save(model_path), "saving did not start"
+    wait_until(lambda: not model.running, 120, "saving the model")
+    assert model_path.is_file(), f"the model was not saved to {model_path}"
+    model._load_path.value = model_path
+    only_visible("cho01", "cho01 segmentation")
+    viewer.layers.selection.active = segmentation
+    viewer.reset_view()
+    shoot("model-widget")
+
+    seconds = time.monotonic() - started
+    print(f"Done in {seconds:.0f} s; {len(shoot.written)} screenshot(s) in {args.out}:")
+    for path, size in shoot.written:
+        print(f"  {path.name:24s} {size / 1000:6.0f} kB")
+    print(f"Model: {model_path} (try: cytounet predict {model_path} <images> -o <folder>)")
+    viewer.close()
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+
+
+def keep_scroll_area(viewer, dock, widget) -> None:
+    """Put a scrollable widget's own scroll area back between it and its dock.
+
+    napari docks ``widget.native``, which for a magicgui ``Container(scrollable=True)`` is
+    the inner widget, not its ``QScrollArea`` (``widget.root_native_widget``). A tall widget
+    then forces the whole window to its height, taller than the screen. Until the plugin or
+    napari handles this, the screenshots show the widgets in their scroll areas, at the size of
+    the window, as a user of a normal screen would want them.
+    """
+    from qtpy.QtWidgets import QScrollArea
+
+    root = getattr(widget, "root_native_widget", None)
+    if not isinstance(root, QScrollArea) or dock.widget() is root:
+        return
+    inner = dock.widget()
+    if inner is not widget.native:
+        return
+    root.takeWidget()  # the scroll area still thinks it holds the widget
+    root.setWidget(inner)
+    dock.setWidget(root)
+    inner.show()
+    root.show()
+    dock.setMinimumSize(50, 50)
+    qt_window = viewer.window._qt_window
+    qt_window.setMinimumSize(0, 0)
+    pump(0.2)
+    viewer.window.resize(*WINDOW)
+    pump(0.2)
+
+
+def read_outlines(path: Path, mask):
+    """Outline-only labels of cho21: the BBBC030 file, or the outlines of the shipped mask."""
+    import numpy as np
+
+    if path.is_file():
+        import imageio.v3 as iio
+
+        data = np.asarray(iio.imread(path))
+        if data.ndim == 3:
+            data = data[..., 0]
+        print(f"  outlines from {path}", flush=True)
+        return (data > 0).astype(np.uint8)
+    from scipy import ndimage
+
+    print(f"  {path} not found: drawing the outlines of the cho21 mask instead", flush=True)
+    filled = mask > 0
+    return (filled & ~ndimage.binary_erosion(filled, iterations=2)).astype(np.uint8)
+
+
+def single_color(color: str):
+    """A labels colormap that draws every nonzero label in ``color``."""
+    from napari.utils.colormaps import DirectLabelColormap
+
+    return DirectLabelColormap(color_dict={0: "transparent", None: color})
+
+
+def pick_mistakes(predicted, truth):
+    """Two mistakes a user would fix: ``(missed, spurious)`` boolean masks (or ``None``).
+
+    *missed*: the largest part of an annotated cell that the prediction left out (painted
+    with the brush). *spurious*: the largest small, isolated blob predicted where there is no
+    cell (erased). Whole predicted cells that the hand-made mask lacks are not "fixed": some
+    BBBC030 masks miss a cell, and erasing a real cell would teach the model a mistake.
+    """
+    import numpy as np
+    from scipy import ndimage
+
+    def largest(candidates, keep):
+        regions, n = ndimage.label(candidates)
+        best, best_size = None, 0
+        for i in range(1, n + 1):
+            region = regions == i
+            size = int(region.sum())
+            if size > best_size and keep(region, size):
+                best, best_size = region, size
+        return best
+
+    near_truth = ndimage.binary_dilation(truth, iterations=3)
+    missed = largest(
+        ndimage.binary_opening(truth & ~predicted, iterations=2),
+        lambda region, size: size >= 40,
+    )
+    spurious = largest(
+        ndimage.binary_opening(predicted & ~truth, iterations=1),
+        lambda region, size: size <= 800 and not (region & near_truth).any(),
+    )
+    if spurious is not None:  # erase a little around it, as an eraser stroke would
+        spurious = ndimage.binary_dilation(spurious, iterations=3) & ~truth
+    return missed, spurious
+
+
+def focus_box(region, size: int) -> tuple[int, int, int, int]:
+    """A square box of ``size`` pixels centred on ``region``."""
+    import numpy as np
+
+    ys, xs = np.nonzero(region)
+    cy, cx = int(ys.mean()), int(xs.mean())
+    return cy - size // 2, cx - size // 2, cy + size // 2, cx + size // 2
+
+
+def camera(viewer):
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None and hasattr(scene, "camera") else viewer.camera
+
+
+def zoom_to_box(viewer, box: tuple[int, int, int, int], shape: tuple[int, int] | None = None,
+                zoom: float = 0.95) -> None:
+    """Show the data box ``(y0, x0, y1, x1)`` (pixels of a layer of scale 1) on the canvas.
+
+    With ``shape`` (of the image), the view is moved as little as needed to stay inside it.
+    """
+    pump(0.2)
+    y0, x0, y1, x1 = box
+    canvas = viewer.window._qt_viewer.canvas.native
+    height, width = max(canvas.height(), 1), max(canvas.width(), 1)
+    scale = zoom * min(height / max(y1 - y0, 1), width / max(x1 - x0, 1))
+    cy, cx = (y0 + y1) / 2.0, (x0 + x1) / 2.0
+    if shape is not None:
+        half_h, half_w = height / scale / 2.0, width / scale / 2.0
+        if 2 * half_h < shape[0]:
+            cy = min(max(cy, half_h - 0.5), shape[0] - half_h - 0.5)
+        if 2 * half_w < shape[1]:
+            cx = min(max(cx, half_w - 0.5), shape[1] - half_w - 0.5)
+    cam = camera(viewer)
+    cam.center = (cy, cx)
+    cam.zoom = scale
+    pump(0.2)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""The window stays responsive while the default model trains; closing the viewer stops training.
+
+Run with ``-s`` to see the measured event-loop stalls.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from gui_helpers import cells, dock, tiny_settings, wait_idle
+
+pytestmark = pytest.mark.gui
+
+#: Longest acceptable gap between two 10 ms timer ticks once training runs (after the first batch).
+MAX_STALL_S = 0.25
+
+
+class TickRecorder:
+    """A 10 ms QTimer in the main thread; the gaps between its ticks are event-loop stalls."""
+
+    def __init__(self) -> None:
+        from qtpy.QtCore import QTimer
+
+        self.ticks: list[float] = []
+        self.timer = QTimer()
+        self.timer.setInterval(10)
+        self.timer.timeout.connect(lambda: self.ticks.append(time.perf_counter()))
+
+    def start(self) -> None:
+        self.ticks.append(time.perf_counter())
+        self.timer.start()
+
+    def stop(self) -> None:
+        self.timer.stop()
+
+    def max_gap(self, since: float = 0.0) -> tuple[float, float]:
+        """Longest gap between ticks ending after ``since``, and when it ended."""
+        gaps = [(b - a, b) for a, b in zip(self.ticks, self.ticks[1:]) if b > since]
+        return max(gaps, default=(0.0, 0.0))
+
+
+def test_default_model_training_keeps_the_event_loop_responsive(viewer, qtbot, notes):
+    from napari_cytounet.core.events import BatchEnd, TrainingStarted
+
+    image, labels = cells((192, 192))
+    viewer.add_image(image, name="cells")
+    viewer.add_labels(labels, name="cells mask")
+    widget = dock(viewer, "Train UNet")
+    # the widget's default model and patches; fewer batches to keep the test short
+    assert (widget._depth.value, widget._filters.value) == (4, 16)
+    widget._steps.value = 4
+    widget._epochs.value = 2
+    config, unet = widget.training_config(), widget.unet_config()
+    marks: dict[str, float] = {}
+
+    def mark(event) -> None:
+        if isinstance(event, TrainingStarted):
+            marks.setdefault("started", time.perf_counter())
+        elif isinstance(event, BatchEnd):
+            marks.setdefault("first batch", time.perf_counter())
+            marks["last batch"] = time.perf_counter()
+
+    recorder = TickRecorder()
+    renders = widget._plot.renders
+    recorder.start()
+    t0 = time.perf_counter()
+    assert widget.start()
+    widget._runner.worker.yielded.connect(mark)
+    wait_idle(qtbot, widget, timeout=300_000)
+    recorder.stop()
+    # the live plot really was drawn while training, not skipped
+    assert widget._plot.flush()
+    assert widget._plot.renders >= renders + 3
+    assert not widget._plot.canvas.pixmap().isNull()
+    assert not notes.errors, notes.errors
+    result = widget.last_result
+    assert result is not None and result.epochs_run == 2
+    assert result.bundle.unet.depth == 4 and result.bundle.unet.base_filters == 16
+    assert "first batch" in marks
+
+    overall, overall_at = recorder.max_gap()
+    after, after_at = recorder.max_gap(since=marks["first batch"])
+    print(
+        f"\n[responsiveness] default model (depth {unet.depth}, {unet.base_filters} filters, "
+        f"patch {config.patch_size}, batch {config.batch_size}, {config.steps_per_epoch} batches "
+        f"x {config.epochs} epochs): {len(recorder.ticks)} ticks in "
+        f"{recorder.ticks[-1] - t0:.1f} s; first batch after "
+        f"{marks['first batch'] - t0:.1f} s (training started at "
+        f"{marks.get('started', t0) - t0:.1f} s); max event-loop stall "
+        f"{1000 * overall:.0f} ms overall (ending at {overall_at - t0:.1f} s), "
+        f"{1000 * after:.0f} ms after the first batch (ending at {after_at - t0:.1f} s)"
+    )
+    assert after < MAX_STALL_S, (
+        f"the event loop stalled {1000 * after:.0f} ms during training (limit "
+        f"{1000 * MAX_STALL_S:.0f} ms)"
+    )
+
+
+def test_closing_the_viewer_during_training_stops_the_worker(make_napari_viewer, qtbot, notes):
+    from napari_cytounet.widgets._session import session_for
+
+    viewer = make_napari_viewer()
+    image, labels = cells((96, 96))
+    viewer.add_image(image, name="cells")
+    viewer.add_labels(labels, name="cells mask")
+    widget = dock(viewer, "Train UNet")
+    tiny_settings(widget, epochs=1000, steps=5)
+    session = session_for(viewer)
+    assert widget.start()
+    runner = widget._runner
+    worker = runner.worker
+    finished: list[float] = []
+    worker.finished.connect(lambda: finished.append(time.perf_counter()))
+    qtbot.waitUntil(lambda: widget._plot.points >= 2, timeout=120_000)  # training is running
+    assert runner.running and session.busy == "training"
+
+    t0 = time.perf_counter()
+    viewer.close()
+    qtbot.waitUntil(lambda: bool(finished), timeout=10_000)
+    seconds = finished[0] - t0
+    qtbot.wait(100)  # any late event would call back into the deleted widget now
+    print(f"\n[close during training] the worker finished {seconds:.2f} s after viewer.close()")
+    assert seconds < 5.0
+    assert not runner.alive and runner.aborted and not runner.running
+    assert runner.stop_event is None and worker.abort_requested
+    assert widget.last_result is None  # no callback ran after the close
+    assert not notes.errors, notes.errors
