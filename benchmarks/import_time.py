@@ -8,9 +8,11 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
+from pathlib import Path
+
+from _results import emit
 
 CHILD = (
     "import sys, time; t0 = time.perf_counter(); import napari_cytounet; "
@@ -23,6 +25,7 @@ CHILD = (
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", type=Path, default=None, help="also write the JSON line here")
     args = parser.parse_args()
     times, heavy = [], ""
     for _ in range(args.repeats):
@@ -31,15 +34,14 @@ def main() -> None:
         ).stdout.split()
         times.append(float(out[0]))
         heavy = out[1] if len(out) > 1 else ""
-    print(
-        json.dumps(
-            {
-                "benchmark": "import_time",
-                "best_seconds": round(min(times), 4),
-                "median_seconds": round(sorted(times)[len(times) // 2], 4),
-                "heavy_modules_imported": heavy.split(",") if heavy else [],
-            }
-        )
+    emit(
+        {
+            "benchmark": "import_time",
+            "best_seconds": round(min(times), 4),
+            "median_seconds": round(sorted(times)[len(times) // 2], 4),
+            "heavy_modules_imported": heavy.split(",") if heavy else [],
+        },
+        args.json,
     )
 
 

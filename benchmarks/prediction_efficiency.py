@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _results import emit
 
 
 def matmul_rate(n: int = 2048, repeats: int = 5) -> float:
@@ -66,6 +67,7 @@ def main() -> None:
     parser.add_argument("--big", type=int, default=8192)
     parser.add_argument("--tile-size", type=int, default=None)
     parser.add_argument("--filters", type=int, default=None)
+    parser.add_argument("--json", type=Path, default=None, help="also write the JSON line here")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -75,7 +77,7 @@ def main() -> None:
     from napari_cytounet.core.bundle import ModelBundle, save_bundle
     from napari_cytounet.core.config import UNetConfig
     from napari_cytounet.core.model import build_unet, flops_per_pixel
-    from napari_cytounet.core.precision import resolve_precision
+    from napari_cytounet.core.precision import device_description, resolve_precision, use_xla
     from napari_cytounet.core.predict import DEFAULT_TILE_SIZE, TilePlan, predict_probabilities
 
     tile = args.tile_size or DEFAULT_TILE_SIZE
@@ -122,8 +124,10 @@ def main() -> None:
         "big_image": [args.big, args.big],
         "big_image_peak_rss_gib": big["peak_rss_gib"],
         "big_image_seconds": big["seconds"],
+        "xla": use_xla(),
+        "device": device_description(),
     }
-    print(json.dumps(result))
+    emit(result, args.json)
 
 
 if __name__ == "__main__":

@@ -16,13 +16,13 @@ Prints one JSON line with the figures (and writes it to ``--json`` if given).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _results import emit
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "bbbc030"
@@ -79,6 +79,7 @@ def main() -> None:
     )
     t0 = time.perf_counter()
     finished = None
+    curve = []
     for event in train(
         train_images,
         train_masks,
@@ -89,6 +90,16 @@ def main() -> None:
         validation_names=val_names,
     ):
         if isinstance(event, EpochEnd):
+            curve.append(
+                {
+                    "epoch": event.epoch,
+                    "seconds": round(event.elapsed, 1),
+                    "loss": round(event.loss, 4),
+                    "dice": round(event.dice, 4),
+                    "val_loss": round(event.val_loss, 4),
+                    "val_dice": round(event.val_dice, 4),
+                }
+            )
             print(
                 f"epoch {event.epoch:3d} {event.elapsed:6.1f}s loss {event.loss:.4f} "
                 f"dice {event.dice:.3f} val_loss {event.val_loss:.4f} "
@@ -133,11 +144,9 @@ def main() -> None:
         "val_dice_min": round(float(np.min(per_image)), 4),
         "predict_seconds_20_images": round(predict_seconds, 1),
         "cpu_count": os.cpu_count(),
+        "curve": curve,  # per epoch: validation on fixed patches of the validation images
     }
-    line = json.dumps(result)
-    print(line)
-    if args.json:
-        args.json.write_text(line + "\n")
+    emit(result, args.json)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,109 @@
+"""Plots of the recorded benchmark results, for docs/benchmarks.md.
+
+Reads the JSON lines that the benchmark scripts wrote with ``--json`` into
+``benchmarks/results/`` and draws:
+
+* ``docs/images/bench-time-to-accuracy.png``: validation loss and Dice per epoch
+  against training time (``time_to_accuracy*.json``, one curve per file);
+* ``docs/images/bench-throughput.png``: training patches/s of a plain float32
+  Keras ``fit`` and of napari-cytounet (``training_throughput.json``).
+
+Usage::
+
+    python benchmarks/plot_results.py [--results benchmarks/results] [--out docs/images]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(path: Path) -> dict:
+    return json.loads(path.read_text().strip().splitlines()[-1])
+
+
+def plot_time_to_accuracy(files: list[Path], out: Path) -> Path | None:
+    """Validation Dice and loss per epoch against seconds of training, one line per run."""
+    import matplotlib.pyplot as plt
+
+    runs = [(f, _load(f)) for f in files]
+    runs = [(f, r) for f, r in runs if r.get("curve")]
+    if not runs:
+        return None
+    fig, (ax_dice, ax_loss) = plt.subplots(1, 2, figsize=(10, 3.8), dpi=110)
+    for _, r in runs:
+        xs = [p["seconds"] for p in r["curve"]]
+        label = (
+            f"{r['precision']}, {r['patch_size']} px x {r['batch_size']}: "
+            f"final Dice {r['val_dice_pooled']:.3f} (20 full images)"
+        )
+        ax_dice.plot(xs, [p["val_dice"] for p in r["curve"]], marker="o", ms=3, label=label)
+        (line,) = ax_loss.plot(xs, [p["val_loss"] for p in r["curve"]], marker="o", ms=3)
+        ax_loss.plot(
+            xs, [p["loss"] for p in r["curve"]], ls="--", alpha=0.6, color=line.get_color()
+        )
+    ax_dice.axhline(0.92, color="gray", ls=":", lw=1)
+    ax_dice.text(2, 0.922, "target 0.92", color="gray", fontsize=8, va="bottom")
+    ax_dice.set(xlabel="training time (s)", ylabel="validation Dice (patches)", ylim=(0.5, 1.0))
+    ax_loss.set(xlabel="training time (s)", ylabel="loss (solid: validation, dashed: training)")
+    ax_dice.legend(fontsize=7, loc="lower right")
+    ax_dice.grid(alpha=0.3)
+    ax_loss.grid(alpha=0.3)
+    fig.suptitle("BBBC030: default model, cytounet train --max-time 300, 2 CPU cores", fontsize=10)
+    fig.tight_layout()
+    target = out / "bench-time-to-accuracy.png"
+    fig.savefig(target)
+    plt.close(fig)
+    return target
+
+
+def plot_throughput(file: Path, out: Path) -> Path | None:
+    """Bar chart of training patches/s: plain Keras fit (float32) and napari-cytounet."""
+    import matplotlib.pyplot as plt
+
+    if not file.is_file():
+        return None
+    r = _load(file)
+    bars = [("Keras fit\nfloat32", r["baseline_keras_fit_float32_patches_per_s"])]
+    if "cytounet_float32_patches_per_s" in r:
+        bars.append(("napari-cytounet\nfloat32", r["cytounet_float32_patches_per_s"]))
+    bars.append((f"napari-cytounet\n{r['cytounet_precision']}", r["cytounet_patches_per_s"]))
+    fig, ax = plt.subplots(figsize=(6, 3.4), dpi=110)
+    names, values = zip(*bars)
+    ax.bar(names, values, color=["#999999", "#6baed6", "#08519c"][: len(bars)])
+    for i, v in enumerate(values):
+        ax.text(i, v, f"{v:.1f}", ha="center", va="bottom", fontsize=9)
+    ax.set_ylabel(f"training patches/s ({r['patch_size']} px, batch {r['batch_size']})")
+    ax.set_title("Same UNet, same CPU (2 cores)", fontsize=10)
+    ax.margins(y=0.15)
+    fig.tight_layout()
+    target = out / "bench-throughput.png"
+    fig.savefig(target)
+    plt.close(fig)
+    return target
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images")
+    args = parser.parse_args()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    args.out.mkdir(parents=True, exist_ok=True)
+    written = [
+        plot_time_to_accuracy(sorted(args.results.glob("time_to_accuracy*.json")), args.out),
+        plot_throughput(args.results / "training_throughput.json", args.out),
+    ]
+    for path in written:
+        if path is not None:
+            print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
