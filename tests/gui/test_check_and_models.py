@@ -20,7 +20,7 @@ def test_quality_check_flags_outline_only_labels(viewer, qtbot, notes):
     viewer.add_image(image, name="cells")
     viewer.add_labels(_outlines(labels), name="cells outlines")
     widget = dock(viewer, "Quality check")
-    assert widget._labels.value.name == "cells outlines"
+    assert widget._labels_layer.value.name == "cells outlines"
     before = snapshot(viewer)
     assert widget.check()
     wait_idle(qtbot, widget)
@@ -34,7 +34,7 @@ def test_quality_check_flags_outline_only_labels(viewer, qtbot, notes):
 
     # the same image with filled labels passes
     viewer.add_labels(labels, name="cells mask")
-    widget._labels.value = viewer.layers["cells mask"]
+    widget._labels_layer.value = viewer.layers["cells mask"]
     n = len(notes.errors) + len(notes.warnings)
     widget._check_btn.native.click()
     wait_idle(qtbot, widget)
@@ -134,6 +134,7 @@ def test_model_widget_load_save_and_corrupt_files(viewer, qtbot, notes, tmp_path
     assert str(good.resolve()) in widget._summary.value
     assert "UNet depth 2" in widget._record.value and "epoch    loss" in widget._record.value
     assert widget._plot.points == len(session.bundle.history["loss"]) > 0
+    assert widget._plot.flush() and not widget._plot.canvas.pixmap().isNull()  # drawn
     assert any("now the current model" in m for m in notes.infos)
 
     # a corrupt file leaves the loaded model in place
@@ -172,3 +173,31 @@ def test_train_start_from_corrupt_file_in_the_model_widget_flow(viewer, qtbot, n
     assert widget._status.value == "Training failed: see the notification."
     assert widget._train_btn.text == "Train" and widget._session.busy == ""
     assert snapshot(viewer) == before
+
+
+def test_train_refuses_to_continue_a_model_with_other_channels(viewer, qtbot, notes):
+    """Continuing a 3-channel model on a grayscale image: the core refuses; nothing changes."""
+    from napari_cytounet.widgets._session import session_for
+
+    image, labels = cells((64, 64))
+    viewer.add_image(image, name="cells")
+    viewer.add_labels(labels, name="cells mask")
+    session = session_for(viewer)
+    rgb_model = tiny_bundle(channels=3)
+    session.set_model(rgb_model, "rgb model")
+    widget = dock(viewer, "Train UNet")
+    tiny_settings(widget, epochs=1, steps=1)
+    widget._start_from.value = "current"
+    before = snapshot(viewer)
+    assert widget.start()
+    wait_idle(qtbot, widget)
+    assert len(notes.errors) == 1, notes.errors
+    assert "channel" in notes.errors[0].lower(), notes.errors
+    assert session.bundle is rgb_model and widget.last_result is None
+    assert snapshot(viewer) == before and session.busy == ""
+    # still usable: a new model trains on the same data
+    widget._start_from.value = "new"
+    assert widget.start()
+    wait_idle(qtbot, widget)
+    assert len(notes.errors) == 1 and widget.last_result is not None
+    assert session.bundle.unet.in_channels == 1

@@ -19,7 +19,7 @@ def test_train_tiny_model(viewer, qtbot, notes, tmp_path):
     _pair(viewer)
     widget = dock(viewer, "Train UNet")
     assert widget._image.value.name == "cells"
-    assert widget._labels.value.name == "cells mask"
+    assert widget._labels_layer.value.name == "cells mask"
     tiny_settings(widget, epochs=2, steps=3)
     before = snapshot(viewer)
     assert widget.start()
@@ -110,7 +110,7 @@ def test_extra_pairs_and_validation(viewer, qtbot):
     _pair(viewer, name="c")
     widget = dock(viewer, "Train UNet")
     widget._image.value = viewer.layers["b"]
-    assert widget._labels.value.name == "b mask"  # labels follow the image
+    assert widget._labels_layer.value.name == "b mask"  # labels follow the image
     widget._add_pair.native.click()
     widget._image.value = viewer.layers["a"]
     widget._val_image.value = viewer.layers["c"]

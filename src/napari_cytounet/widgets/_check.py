@@ -16,7 +16,18 @@ from magicgui.widgets import ComboBox, Container, Label, PushButton, TextEdit, c
 from napari_cytounet.core.errors import CytoUNetError
 
 from . import _layers
-from ._common import Failed, JobRunner, connect_shutdown, header, notify_exception, show_error, show_info, show_warning
+from ._common import (
+    Failed,
+    JobRunner,
+    connect_shutdown,
+    header,
+    notify_exception,
+    show_error,
+    show_info,
+    show_warning,
+    wrap_text,
+)
+from ._scroll import ScrollingDock
 from ._settings import bind
 from ._train import LABEL_MODES
 
@@ -33,28 +44,28 @@ def check_job(images: list[Any], labels: list[Any], names: list[str], mode: str)
     yield check_dataset(images, labels, names=names, label_mode=mode)
 
 
-class QualityCheckWidget(Container):
+class QualityCheckWidget(ScrollingDock):
     """Check an Image + Labels pair for outline-only, empty or mismatched labels."""
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
-        super().__init__(labels=False)
+        super().__init__()
         self._viewer = viewer
         self._runner = JobRunner("quality check")
         self.report: Any = None  # the last QualityReport
 
         self._image = create_widget(annotation="napari.layers.Image", label="Image")
-        self._labels = create_widget(annotation="napari.layers.Labels", label="Labels")
+        self._labels_layer = create_widget(annotation="napari.layers.Labels", label="Labels")
         self._mode = ComboBox(label="Labels are", choices=LABEL_MODES, value="dense")
         self._check_btn = PushButton(text="Check")
         self._verdict = Label(value="Choose an image and its labels, then Check.")
-        self._verdict.native.setWordWrap(True)
+        wrap_text(self._verdict)
         self._details = TextEdit(value="")
         self._details.native.setReadOnly(True)
         self._details.native.setMinimumHeight(120)
-        self.extend(
+        self.body.extend(
             [
                 header("Training pair"),
-                Container(widgets=[self._image, self._labels, self._mode], labels=True),
+                Container(widgets=[self._image, self._labels_layer, self._mode], labels=True),
                 self._check_btn,
                 header("Findings"),
                 self._verdict,
@@ -78,7 +89,7 @@ class QualityCheckWidget(Container):
         if self._runner.running:
             return False
         try:
-            images, labels, names = _layers.training_pairs(self._image.value, self._labels.value)
+            images, labels, names = _layers.training_pairs(self._image.value, self._labels_layer.value)
         except CytoUNetError as exc:
             notify_exception(exc)
             self._verdict.value = str(exc)

@@ -34,6 +34,7 @@ __all__ = [
     "show_error",
     "show_info",
     "show_warning",
+    "wrap_text",
 ]
 
 
@@ -85,6 +86,15 @@ def format_seconds(seconds: float | None) -> str:
         return f"{minutes} min {sec:02d} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min"
+
+
+def wrap_text(label: Label) -> Label:
+    """Let a Label wrap its text over the full width of the dock (magicgui fixes its width)."""
+    from qtpy.QtWidgets import QSizePolicy
+
+    label.native.setWordWrap(True)
+    label.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+    return label
 
 
 def header(text: str) -> Label:

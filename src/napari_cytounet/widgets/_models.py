@@ -15,8 +15,18 @@ from magicgui.widgets import Container, FileEdit, Label, PushButton, TextEdit
 
 from napari_cytounet.core.errors import ModelError
 
-from ._common import Failed, JobRunner, connect_shutdown, header, notify_exception, show_error, show_info
+from ._common import (
+    Failed,
+    JobRunner,
+    connect_shutdown,
+    header,
+    notify_exception,
+    show_error,
+    show_info,
+    wrap_text,
+)
 from ._plot import TrainingPlot
+from ._scroll import ScrollingDock
 from ._session import session_for
 from ._settings import bind, get_settings
 from ._tf import import_tensorflow
@@ -36,17 +46,17 @@ def load_job(path: Path):
     yield ModelLoaded(load_bundle(path), path)
 
 
-class ModelWidget(Container):
+class ModelWidget(ScrollingDock):
     """Show, load and save the session's current model."""
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
-        super().__init__(labels=False, scrollable=True)
+        super().__init__()
         self._viewer = viewer
         self._session = session_for(viewer)
         self._runner = JobRunner("model file")
 
         self._summary = Label(value="")
-        self._summary.native.setWordWrap(True)
+        wrap_text(self._summary)
         self._load_path = FileEdit(mode="r", filter="*.keras *.h5 *.hdf5", label="Model file")
         self._load_btn = PushButton(text="Load as current model")
         self._save_path = FileEdit(mode="w", filter="*.keras", label="Save as")
@@ -54,8 +64,9 @@ class ModelWidget(Container):
         self._plot = TrainingPlot(viewer, height=220)
         self._record = TextEdit(value="")
         self._record.native.setReadOnly(True)
+        self._record.native.setStyleSheet("font-family: monospace;")  # aligned history table
         self._record.native.setMinimumHeight(220)
-        self.extend(
+        self.body.extend(
             [
                 header("Current model"),
                 self._summary,

@@ -48,7 +48,9 @@ from ._common import (
     show_error,
     show_info,
     show_warning,
+    wrap_text,
 )
+from ._scroll import ScrollingDock
 from ._session import PredictionRecord, session_for
 from ._settings import bind
 from ._tf import import_tensorflow
@@ -60,8 +62,9 @@ if TYPE_CHECKING:
 SECTION = "predict"
 
 
-def predict_job(bundle: Any, path: Path | None, image: Any, channel_axis: int | None,
-                params: dict[str, Any]):
+def predict_job(
+    bundle: Any, path: Path | None, image: Any, channel_axis: int | None, params: dict[str, Any]
+):
     """Load the model if needed, then segment; runs in a worker thread and yields events."""
     import_tensorflow()
     from napari_cytounet.core.predict import iter_segment
@@ -75,11 +78,11 @@ def predict_job(bundle: Any, path: Path | None, image: Any, channel_axis: int | 
     yield from iter_segment(bundle, image, channel_axis=channel_axis, **params)
 
 
-class PredictWidget(Container):
+class PredictWidget(ScrollingDock):
     """Segment an Image layer with the current model (or a model file); correct and retrain."""
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
-        super().__init__(labels=False, scrollable=True)
+        super().__init__()
         self._viewer = viewer
         self._session = session_for(viewer)
         self._runner = JobRunner("prediction")
@@ -98,7 +101,7 @@ class PredictWidget(Container):
         )
         self._model_file = FileEdit(mode="r", filter="*.keras *.h5 *.hdf5", label="Model file")
         self._model_info = Label(value="")
-        self._model_info.native.setWordWrap(True)
+        wrap_text(self._model_info)
         self._threshold = FloatSpinBox(value=0.5, min=0.01, max=0.99, step=0.05, label="Threshold")
         self._min_size = SpinBox(value=0, min=0, max=10_000_000, label="Min. object size (px)")
         self._fill_holes = CheckBox(value=True, text="Fill holes")
@@ -109,17 +112,17 @@ class PredictWidget(Container):
         self._predict_btn = PushButton(text="Predict")
         self._progress = ProgressBar(value=0, min=0, max=1000, label="Progress")
         self._status = Label(value="")
-        self._status.native.setWordWrap(True)
+        wrap_text(self._status)
 
         self._retrain_help = Label(
             value="Fix the segmentation with the brush and eraser, then retrain: your edits go "
             "to a '… corrections' layer that predictions never overwrite."
         )
-        self._retrain_help.native.setWordWrap(True)
+        wrap_text(self._retrain_help)
         self._retrain_epochs = SpinBox(value=5, min=1, max=10000, label="Retrain epochs")
         self._retrain_btn = PushButton(text="Retrain with corrections")
 
-        self.extend(
+        self.body.extend(
             [
                 header("Image and model"),
                 Container(widgets=[self._image, self._source, self._model_file], labels=True),
@@ -141,10 +144,14 @@ class PredictWidget(Container):
             ]
         )
         for key, widget in (
-            ("source", self._source), ("threshold", self._threshold),
-            ("min_size", self._min_size), ("fill_holes", self._fill_holes),
-            ("instances", self._instances), ("split_touching", self._split),
-            ("probabilities", self._probabilities), ("plane_only", self._plane_only),
+            ("source", self._source),
+            ("threshold", self._threshold),
+            ("min_size", self._min_size),
+            ("fill_holes", self._fill_holes),
+            ("instances", self._instances),
+            ("split_touching", self._split),
+            ("probabilities", self._probabilities),
+            ("plane_only", self._plane_only),
             ("retrain_epochs", self._retrain_epochs),
         ):
             bind(SECTION, key, widget)
@@ -240,13 +247,23 @@ class PredictWidget(Container):
             "instances": bool(self._instances.value),
             "split_touching": bool(self._instances.value and self._split.value),
         }
-        self._job = {"image": image, "index": index, "probabilities": bool(self._probabilities.value)}
+        self._job = {
+            "image": image,
+            "index": index,
+            "probabilities": bool(self._probabilities.value),
+        }
         self._progress.value = 0
         where = f" (plane {','.join(map(str, index))})" if index else ""
         self._status.value = f"Segmenting {image.name}{where}…"
         self._runner.start(
-            predict_job, bundle, path, data, -1 if _layers.is_rgb(image) else None, params,
-            on_event=self._on_predict_event, on_done=self._on_predict_done,
+            predict_job,
+            bundle,
+            path,
+            data,
+            -1 if _layers.is_rgb(image) else None,
+            params,
+            on_event=self._on_predict_event,
+            on_done=self._on_predict_done,
         )
         self._update_buttons()
         return True
@@ -264,8 +281,9 @@ class PredictWidget(Container):
             planes = f" · plane {event.plane}/{event.planes}" if event.planes > 1 else ""
             self._status.value = f"Segmenting… tile {event.done}/{event.total}{planes}"
         elif isinstance(event, ModelLoaded):
-            self._session.set_model(event.bundle, f"loaded from {event.path.resolve()}",
-                                    training_pairs=[])
+            self._session.set_model(
+                event.bundle, f"loaded from {event.path.resolve()}", training_pairs=[]
+            )
             self._session.remember_file(event.path)
         elif isinstance(event, PredictionFinished):
             self._write_outputs(event)
@@ -287,7 +305,11 @@ class PredictWidget(Container):
             self.keep_edits(image, existing)
         labels = np.asarray(event.labels)
         layer = _layers.put_labels(
-            self._viewer, seg_name, labels, image, index=index,
+            self._viewer,
+            seg_name,
+            labels,
+            image,
+            index=index,
             tag={"role": "segmentation", "image": image.name},
         )
         record = self._session.records.get(image.name)
@@ -298,9 +320,16 @@ class PredictWidget(Container):
         if self._job["probabilities"]:
             probs = np.asarray(event.probabilities, dtype=np.float32)
             _layers.put_image(
-                self._viewer, _layers.output_name(image.name, _layers.PROBABILITY), probs, image,
-                index=index, tag={"role": "probability", "image": image.name},
-                colormap="magma", contrast_limits=(0.0, 1.0), blending="additive", opacity=0.7,
+                self._viewer,
+                _layers.output_name(image.name, _layers.PROBABILITY),
+                probs,
+                image,
+                index=index,
+                tag={"role": "probability", "image": image.name},
+                colormap="magma",
+                contrast_limits=(0.0, 1.0),
+                blending="additive",
+                opacity=0.7,
             )
         self._viewer.layers.selection.active = layer
         self.last_result = event
@@ -328,8 +357,10 @@ class PredictWidget(Container):
         predicted = record.prediction if record is not None else None
         corr_name = _layers.output_name(image.name, _layers.CORRECTIONS)
         corr_layer = _layers.find_layer(self._viewer, corr_name, Labels)
-        unchanged = predicted is not None and predicted.shape == current.shape and (
-            np.array_equal(predicted, current)
+        unchanged = (
+            predicted is not None
+            and predicted.shape == current.shape
+            and (np.array_equal(predicted, current))
         )
         if unchanged:
             if required and corr_layer is None:
@@ -342,8 +373,11 @@ class PredictWidget(Container):
         if corr_layer is not None and tuple(corr_layer.data.shape) == current.shape:
             previous = np.asarray(corr_layer.data)
             previous_edits = (
-                record.edits if record is not None and record.edits is not None
-                and record.edits.shape == current.shape else np.ones(current.shape, bool)
+                record.edits
+                if record is not None
+                and record.edits is not None
+                and record.edits.shape == current.shape
+                else np.ones(current.shape, bool)
             )
         corrections, edits = _layers.merge_corrections(current, predicted, previous, previous_edits)
         already_kept = previous is not None and np.array_equal(previous, corrections)
@@ -354,8 +388,12 @@ class PredictWidget(Container):
         if already_kept:  # e.g. the prediction right after a retrain: nothing new to keep
             return corr_layer
         corr_layer = _layers.put_labels(
-            self._viewer, corr_name, corrections, image,
-            tag={"role": "corrections", "image": image.name}, visible=False,
+            self._viewer,
+            corr_name,
+            corrections,
+            image,
+            tag={"role": "corrections", "image": image.name},
+            visible=False,
         )
         if not required:
             show_info(f"Kept your edits of {segmentation.name!r} in the layer {corr_name!r}.")
@@ -393,7 +431,9 @@ class PredictWidget(Container):
         record = self._session.records.get(image.name)
         planes = None
         if _layers.leading_shape(image):
-            planes = _layers.edited_planes(record.edits) if record and record.edits is not None else []
+            planes = (
+                _layers.edited_planes(record.edits) if record and record.edits is not None else []
+            )
             if not planes:
                 raise DataError(
                     f"No plane of {seg_name!r} was edited: fix at least one plane with the brush."
@@ -402,8 +442,9 @@ class PredictWidget(Container):
         data = np.asarray(corrections.data)
         if mode == "scribbles":
             data = _layers.as_scribbles(data)
-        images, labels, names = _layers.training_pairs(image, corrections, planes=planes,
-                                                       labels_data=data)
+        images, labels, names = _layers.training_pairs(
+            image, corrections, planes=planes, labels_data=data
+        )
         pair_names = [(image.name, corrections.name)]
         for img_name, lab_name in self._session.training_pairs:
             if img_name == image.name or (img_name, lab_name) in pair_names:
@@ -432,9 +473,16 @@ class PredictWidget(Container):
         base = bundle.training or TrainingConfig()
         config = replace(base, epochs=int(self._retrain_epochs.value), max_time=None, labels=mode)
         return TrainingRequest(
-            images=images, labels=labels, names=names, config=config, initial=bundle,
-            validation=validation, validation_names=validation_names, force=False,
-            pair_names=pair_names, validation_pair=validation_pair,
+            images=images,
+            labels=labels,
+            names=names,
+            config=config,
+            initial=bundle,
+            validation=validation,
+            validation_names=validation_names,
+            force=False,
+            pair_names=pair_names,
+            validation_pair=validation_pair,
         )
 
     def retrain(self) -> bool:
@@ -443,7 +491,8 @@ class PredictWidget(Container):
             return False
         if self._session.busy:
             show_error(
-                f"The current model is busy ({self._session.busy}); wait for it to finish or stop it."
+                f"The current model is busy ({self._session.busy}); wait for it to finish or "
+                "stop it."
             )
             return False
         try:
@@ -458,8 +507,12 @@ class PredictWidget(Container):
         self._session.set_busy("retraining")
         stop = threading.Event()
         self._trainer.start(
-            training_job, request, stop, on_event=self._on_retrain_event,
-            on_done=self._on_retrain_done, stop_event=stop,
+            training_job,
+            request,
+            stop,
+            on_event=self._on_retrain_event,
+            on_done=self._on_retrain_done,
+            stop_event=stop,
         )
         self._update_buttons()
         return True
@@ -483,8 +536,10 @@ class PredictWidget(Container):
             request = self._retrain_request
             self.last_training = event
             self._session.set_model(
-                event.bundle, "retrained with corrections in this session",
-                training_pairs=request.pair_names, validation_pair=request.validation_pair,
+                event.bundle,
+                "retrained with corrections in this session",
+                training_pairs=request.pair_names,
+                validation_pair=request.validation_pair,
             )
             self._status.value = f"Retrained. {event.summary}"
         elif hasattr(event, "issues"):

@@ -26,7 +26,17 @@ from magicgui.widgets import (
 from napari_cytounet.core.errors import CytoUNetError, DataError
 
 from . import _layers
-from ._common import Failed, JobRunner, connect_shutdown, header, notify_exception, show_error, show_info
+from ._common import (
+    Failed,
+    JobRunner,
+    connect_shutdown,
+    header,
+    notify_exception,
+    show_error,
+    show_info,
+    wrap_text,
+)
+from ._scroll import ScrollingDock
 from ._session import session_for
 from ._settings import bind
 
@@ -62,11 +72,11 @@ def table_rows(table: Any) -> tuple[list[list[Any]], list[str]]:
     return values, [r.name for r in rows]
 
 
-class ScoreWidget(Container):
+class ScoreWidget(ScrollingDock):
     """Score a Labels layer against ground truth: table, CSV export, error layer."""
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
-        super().__init__(labels=False, scrollable=True)
+        super().__init__()
         self._viewer = viewer
         self._session = session_for(viewer)
         self._runner = JobRunner("scoring")
@@ -79,14 +89,14 @@ class ScoreWidget(Container):
         self._errors = CheckBox(value=True, text="Show errors layer (red = FP, blue = FN)")
         self._score_btn = PushButton(text="Score")
         self._summary = Label(value="Choose a prediction and its ground truth, then Score.")
-        self._summary.native.setWordWrap(True)
+        wrap_text(self._summary)
         self._table = Table(value={"data": [], "columns": list(COLUMNS)})
         self._table.native.setMinimumHeight(140)
         self._table.read_only = True
         self._csv = FileEdit(mode="w", filter="*.csv", label="CSV file")
         self._export_btn = PushButton(text="Export CSV")
 
-        self.extend(
+        self.body.extend(
             [
                 header("Layers"),
                 Container(widgets=[self._pred, self._truth, self._iou], labels=True),
@@ -177,6 +187,7 @@ class ScoreWidget(Container):
         self.table_data = table
         values, names = table_rows(table)
         self._table.value = {"data": values, "index": names, "columns": list(COLUMNS)}
+        self._table.native.resizeColumnsToContents()  # all 8 columns fit a normal dock
         o = table.overall
         pred = self._pending["pred"]
         self._summary.value = (

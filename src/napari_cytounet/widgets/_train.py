@@ -45,8 +45,10 @@ from ._common import (
     show_error,
     show_info,
     show_warning,
+    wrap_text,
 )
 from ._plot import TrainingPlot
+from ._scroll import ScrollingDock
 from ._session import session_for
 from ._settings import bind, get_settings
 from ._tf import import_tensorflow
@@ -161,11 +163,11 @@ def format_record(bundle: Any) -> str:
     return "\n".join(lines)
 
 
-class TrainWidget(Container):
+class TrainWidget(ScrollingDock):
     """Train a UNet on Image + Labels layers, with live progress and a Stop button."""
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
-        super().__init__(labels=False, scrollable=True)
+        super().__init__()
         self._viewer = viewer
         self._session = session_for(viewer)
         self._runner = JobRunner("training")
@@ -178,7 +180,7 @@ class TrainWidget(Container):
 
         # -- training data ---------------------------------------------------------------------
         self._image = create_widget(annotation="napari.layers.Image", label="Image")
-        self._labels = create_widget(annotation="napari.layers.Labels", label="Labels")
+        self._labels_layer = create_widget(annotation="napari.layers.Labels", label="Labels")
         self._mode = ComboBox(label="Labels are", choices=LABEL_MODES, value="dense")
         self._add_pair = PushButton(text="Add this pair to the training set")
         self._pairs = Select(label="Also train on", choices=[], tooltip="Pairs added with the button above")
@@ -241,7 +243,7 @@ class TrainWidget(Container):
         self._train_btn = PushButton(text="Train")
         self._progress = ProgressBar(value=0, min=0, max=1000, label="Progress")
         self._status = Label(value="Choose an image and its labels, then press Train.")
-        self._status.native.setWordWrap(True)
+        wrap_text(self._status)
         self._plot = TrainingPlot(viewer)
 
         # -- result ----------------------------------------------------------------------------
@@ -250,12 +252,13 @@ class TrainWidget(Container):
         self._record_btn = PushButton(text="Show training record")
         self._record = TextEdit(value="")
         self._record.native.setReadOnly(True)
+        self._record.native.setStyleSheet("font-family: monospace;")  # aligned history table
         self._record.native.setMinimumHeight(180)
 
-        self.extend(
+        self.body.extend(
             [
                 header("Training data"),
-                Container(widgets=[self._image, self._labels, self._mode], labels=True),
+                Container(widgets=[self._image, self._labels_layer, self._mode], labels=True),
                 Container(widgets=[self._add_pair, self._remove_pair], layout="horizontal",
                           labels=False),
                 Container(widgets=[self._pairs, self._val_image, self._val_labels], labels=True),
@@ -370,7 +373,7 @@ class TrainWidget(Container):
         from napari.layers import Labels
 
         shape = _layers.spatial_shape(image)
-        current = self._labels.value
+        current = self._labels_layer.value
         if current is not None and _layers.spatial_shape(current) == shape and (
             current.name.startswith(image.name)
         ):
@@ -383,10 +386,10 @@ class TrainWidget(Container):
         named = [la for la in candidates if la.name.startswith(image.name)]
         pick = (named or candidates or [None])[0]
         if pick is not None:
-            self._labels.value = pick
+            self._labels_layer.value = pick
 
     def _on_add_pair(self, *_: Any) -> None:
-        image, labels = self._image.value, self._labels.value
+        image, labels = self._image.value, self._labels_layer.value
         try:
             _layers.check_pair(image, labels)
         except CytoUNetError as exc:
@@ -415,7 +418,7 @@ class TrainWidget(Container):
     # collecting the request (main thread, fast checks only)
     def selected_pairs(self) -> list[tuple[Any, Any]]:
         """The current pair plus the added ones (each once)."""
-        pairs = [(self._image.value, self._labels.value)]
+        pairs = [(self._image.value, self._labels_layer.value)]
         for img, lab in self._extra_pairs:
             if not any(img is i and lab is la for i, la in pairs):
                 pairs.append((img, lab))
@@ -633,8 +636,8 @@ class TrainWidget(Container):
         request = self._request
         self._session.set_model(
             event.bundle,
-            "trained in this session" if request is None or request.initial is None
-            and request.model_path is None else "fine-tuned in this session",
+            "trained in this session" if request is None or (request.initial is None
+            and request.model_path is None) else "fine-tuned in this session",
             training_pairs=request.pair_names if request else [],
             validation_pair=request.validation_pair if request else None,
         )
