@@ -58,29 +58,50 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Train on BBBC030 outlines and on filled masks; plot both runs.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                        help="BBBC030 folder with train/ and validation/")
-    parser.add_argument("--max-time", type=float, default=None,
-                        help="training time budget of each run, in seconds (default: 120 s "
-                             "unless --epochs is given)")
-    parser.add_argument("--epochs", type=int, default=None,
-                        help="train each run for this many epochs instead (the same number of "
-                             "patches for both runs, whatever the machine's load)")
-    parser.add_argument("--steps-per-epoch", type=int, default=12,
-                        help="batches per epoch (one point of the curves per epoch)")
+    parser.add_argument(
+        "--data", type=Path, default=DEFAULT_DATA, help="BBBC030 folder with train/ and validation/"
+    )
+    parser.add_argument(
+        "--max-time",
+        type=float,
+        default=None,
+        help="training time budget of each run, in seconds (default: 120 s "
+        "unless --epochs is given)",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="train each run for this many epochs instead (the same number of "
+        "patches for both runs, whatever the machine's load)",
+    )
+    parser.add_argument(
+        "--steps-per-epoch",
+        type=int,
+        default=12,
+        help="batches per epoch (one point of the curves per epoch)",
+    )
     parser.add_argument("--patch-size", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--depth", type=int, default=4)
     parser.add_argument("--filters", type=int, default=16, help="base filters of the UNet")
-    parser.add_argument("--validation-patches", type=int, default=16,
-                        help="fixed validation patches scored after every epoch")
+    parser.add_argument(
+        "--validation-patches",
+        type=int,
+        default=16,
+        help="fixed validation patches scored after every epoch",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=DEFAULT_PNG, help="the plot (PNG)")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="the figures (JSON)")
-    parser.add_argument("--skip-cli", action="store_true",
-                        help="do not run the `cytounet` command (core API only)")
-    parser.add_argument("--replot", action="store_true",
-                        help="only redraw the plot from the JSON file of an earlier run")
+    parser.add_argument(
+        "--skip-cli", action="store_true", help="do not run the `cytounet` command (core API only)"
+    )
+    parser.add_argument(
+        "--replot",
+        action="store_true",
+        help="only redraw the plot from the JSON file of an earlier run",
+    )
     args = parser.parse_args(argv)
     if args.epochs is None and args.max_time is None:
         args.max_time = 120.0
@@ -91,8 +112,9 @@ def budget(args: argparse.Namespace) -> str:
     """The training budget of each run, in words."""
     parts = []
     if args.epochs is not None:
-        parts.append(f"{args.epochs} epochs of {args.steps_per_epoch} batches of "
-                     f"{args.batch_size} patches")
+        parts.append(
+            f"{args.epochs} epochs of {args.steps_per_epoch} batches of {args.batch_size} patches"
+        )
     if args.max_time is not None:
         parts.append(f"{args.max_time:g} s")
     return " or ".join(parts)
@@ -104,8 +126,9 @@ def banner(text: str) -> None:
 
 def cytounet_command() -> list[str] | None:
     """How to call the ``cytounet`` command of this environment, if it is installed."""
-    exe = shutil.which("cytounet", path=str(Path(sys.executable).parent) + os.pathsep
-                       + os.environ.get("PATH", ""))
+    exe = shutil.which(
+        "cytounet", path=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+    )
     return [exe] if exe else None
 
 
@@ -118,8 +141,13 @@ def run_cli(args: list[str], timeout: float = 600, strip: Path | None = None) ->
     command = cytounet_command()
     if command is None:
         return -1, "(the `cytounet` command is not installed in this environment)"
-    proc = subprocess.run([*command, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    proc = subprocess.run(
+        [*command, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     output = (proc.stdout + proc.stderr).strip()
     if strip is not None:
         output = output.replace(str(strip.resolve()) + os.sep, "").replace(str(strip) + os.sep, "")
@@ -159,13 +187,28 @@ def quality_checks(data: Path, skip_cli: bool) -> dict:
         banner("cytounet train refuses outline-only masks")
         with tempfile.TemporaryDirectory() as tmp:
             model = Path(tmp) / "outlines.keras"
-            code, output = run_cli(["train", str(images), str(data / "train" / "outlines"),
-                                    "-o", str(model), "--epochs", "1"], strip=data.parent)
-            print(f"$ cytounet train {_display(images)} {_display(data / 'train' / 'outlines')} "
-                  f"-o outlines.keras --epochs 1\n{output}\n(exit code {code}; model written: "
-                  f"{model.exists()})")
-            results["train_refusal"] = {"exit_code": code, "output": output,
-                                        "model_written": model.exists()}
+            code, output = run_cli(
+                [
+                    "train",
+                    str(images),
+                    str(data / "train" / "outlines"),
+                    "-o",
+                    str(model),
+                    "--epochs",
+                    "1",
+                ],
+                strip=data.parent,
+            )
+            print(
+                f"$ cytounet train {_display(images)} {_display(data / 'train' / 'outlines')} "
+                f"-o outlines.keras --epochs 1\n{output}\n(exit code {code}; model written: "
+                f"{model.exists()})"
+            )
+            results["train_refusal"] = {
+                "exit_code": code,
+                "output": output,
+                "model_written": model.exists(),
+            }
     return results
 
 
@@ -206,21 +249,41 @@ def train_run(labels: str, title: str, args: argparse.Namespace, validation: tup
     )
     unet = UNetConfig(depth=args.depth, base_filters=args.filters)
     banner(f"Training on {title}: {len(images)} images, budget {budget(args)}")
-    history = {"epoch": [], "elapsed": [], "patches": [], "loss": [], "dice": [],
-               "val_loss": [], "val_dice": []}
+    history = {
+        "epoch": [],
+        "elapsed": [],
+        "patches": [],
+        "loss": [],
+        "dice": [],
+        "val_loss": [],
+        "val_dice": [],
+    }
     finished = None
     val_images, val_masks, val_names = validation
-    for event in train(images, masks, config, unet, validation=(val_images, val_masks),
-                       names=names, validation_names=val_names):
+    for event in train(
+        images,
+        masks,
+        config,
+        unet,
+        validation=(val_images, val_masks),
+        names=names,
+        validation_names=val_names,
+    ):
         if isinstance(event, TrainingStarted):
-            print(f"{event.parameters:,} parameters, patches {event.patch_size}x"
-                  f"{event.patch_size}, batch {event.batch_size}, {event.precision}", flush=True)
+            print(
+                f"{event.parameters:,} parameters, patches {event.patch_size}x"
+                f"{event.patch_size}, batch {event.batch_size}, {event.precision}",
+                flush=True,
+            )
         elif isinstance(event, EpochEnd):
             for key in history:
                 history[key].append(getattr(event, key))
-            print(f"epoch {event.epoch:3d}  {event.elapsed:6.1f} s  loss {event.loss:.4f}  "
-                  f"Dice {event.dice:.3f}  val_loss {event.val_loss:.4f}  "
-                  f"val_Dice {event.val_dice:.3f}", flush=True)
+            print(
+                f"epoch {event.epoch:3d}  {event.elapsed:6.1f} s  loss {event.loss:.4f}  "
+                f"Dice {event.dice:.3f}  val_loss {event.val_loss:.4f}  "
+                f"val_Dice {event.val_dice:.3f}",
+                flush=True,
+            )
         elif isinstance(event, TrainingFinished):
             finished = event
     assert finished is not None
@@ -256,10 +319,18 @@ def plot(runs: list[dict], args: argparse.Namespace) -> None:
     for run in runs:
         h, colour = run["history"], colours[run["labels"]]
         for ax, key in zip(axes, ("loss", "dice")):
-            ax.plot(h["patches"], h[key], "-o", ms=3, color=colour,
-                    label=f"{run['title']}: training")
-            ax.plot(h["patches"], h[f"val_{key}"], "--s", ms=3, color=colour, alpha=0.8,
-                    label=f"{run['title']}: validation (filled masks)")
+            ax.plot(
+                h["patches"], h[key], "-o", ms=3, color=colour, label=f"{run['title']}: training"
+            )
+            ax.plot(
+                h["patches"],
+                h[f"val_{key}"],
+                "--s",
+                ms=3,
+                color=colour,
+                alpha=0.8,
+                label=f"{run['title']}: validation (filled masks)",
+            )
     axes[0].set_title("Loss (BCE + Dice)")
     axes[0].set_ylabel("loss")
     axes[1].set_title("Dice")
@@ -290,11 +361,19 @@ def main(argv: list[str] | None = None) -> int:
         plot(saved["runs"], args)
         return 0
 
-    for sub in ("train/images", "train/masks", "train/outlines", "validation/images",
-                "validation/masks"):
+    for sub in (
+        "train/images",
+        "train/masks",
+        "train/outlines",
+        "validation/images",
+        "validation/masks",
+    ):
         if not (args.data / sub).is_dir():
-            print(f"error: {args.data / sub} is missing; pass --data with the BBBC030 folder "
-                  "(train/{images,masks,outlines}, validation/{images,masks}).", file=sys.stderr)
+            print(
+                f"error: {args.data / sub} is missing; pass --data with the BBBC030 folder "
+                "(train/{images,masks,outlines}, validation/{images,masks}).",
+                file=sys.stderr,
+            )
             return 2
 
     t0 = time.perf_counter()
@@ -304,16 +383,23 @@ def main(argv: list[str] | None = None) -> int:
     plot(runs, args)
 
     banner("Result")
-    print(f"{'labels':<34}{'epochs':>7}{'patches':>9}{'loss':>9}{'Dice':>7}"
-          f"{'val_loss':>10}{'val_Dice':>10}{'best val':>10}")
+    print(
+        f"{'labels':<34}{'epochs':>7}{'patches':>9}{'loss':>9}{'Dice':>7}"
+        f"{'val_loss':>10}{'val_Dice':>10}{'best val':>10}"
+    )
     for r in runs:
-        print(f"{r['title']:<34}{r['epochs']:>7}{r['patches']:>9}{r['final_loss']:>9.4f}"
-              f"{r['final_dice']:>7.3f}{r['final_val_loss']:>10.4f}{r['final_val_dice']:>10.3f}"
-              f"{r['best_val_dice']:>10.3f}")
+        print(
+            f"{r['title']:<34}{r['epochs']:>7}{r['patches']:>9}{r['final_loss']:>9.4f}"
+            f"{r['final_dice']:>7.3f}{r['final_val_loss']:>10.4f}{r['final_val_dice']:>10.3f}"
+            f"{r['best_val_dice']:>10.3f}"
+        )
     result = {
         "data": "BBBC030v1 (train cho21-cho40, validation cho01-cho20)",
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-                     if k not in ("out", "json", "data")},
+        "settings": {
+            k: (str(v) if isinstance(v, Path) else v)
+            for k, v in vars(args).items()
+            if k not in ("out", "json", "data")
+        },
         "quality_check": checks,
         "runs": runs,
         "total_seconds": round(time.perf_counter() - t0, 1),

@@ -19,13 +19,18 @@ use) and captures the whole window after each step:
 ``model-widget.png``        Model: the saved model, its history and its training record
 ==========================  ==========================================================
 
-Everything is seeded, and training is short: by default a time budget of one minute for
-the first model and three short epochs of retraining (``--quick``: 24 s and one epoch). XLA is off
-(``CYTOUNET_JIT=0``) unless ``--jit`` is given, because its one-off compilation (about 25 s on
-two CPU cores) would use up most of so short a budget. Settings are read from and written to a
+Everything is seeded, and training is short: a time budget of one minute for the first model
+(10 batches per epoch, so that the plot shows several epochs) and three epochs of "Retrain with
+corrections" (``--quick``: 24 s and one epoch), about two and a half minutes in all on two CPU
+cores. Training runs in the background as in napari, so timings, and with them the exact
+curves and numbers, vary a little from run to run. Settings are read from and written to a
 temporary folder, so the widgets show their defaults and your own napari-cytounet settings are
-left alone. The model is saved to ``--model`` (default: a temporary folder) and can be used
-with ``cytounet predict`` afterwards.
+left alone. The model is saved to ``--model`` (default: ``cho-cells.keras`` in a
+``napari-cytounet-docs`` folder of the temporary directory) and can be used with
+``cytounet predict`` afterwards.
+
+All five widgets are docked before any layer is opened and shown one at a time, each in its
+own scroll area at the height of the window (see :func:`keep_scroll_area`).
 
 The outline-only labels of the quality-check screenshot come from the full BBBC030 data set
 (``--outlines``, default ``/work/shared/data/bbbc030/train/outlines/cho21.png``). When that file
@@ -48,6 +53,7 @@ DEFAULT_OUTLINES = Path("/work/shared/data/bbbc030/train/outlines/cho21.png")
 PLUGIN = "napari-cytounet"
 WINDOW = (1500, 950)  # napari window size (width, height)
 DOCK_WIDTH = 480
+SEED = 0
 MAX_BYTES = 400_000  # largest PNG written (they are downscaled/quantised to fit)
 
 
@@ -58,24 +64,48 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         epilog='Example: xvfb-run -a -s "-screen 0 1600x1000x24" '
         "python3 scripts/make_screenshots.py --quick",
     )
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images",
-                        help="folder for the PNG files (default: docs/images)")
-    parser.add_argument("--quick", action="store_true",
-                        help="shorter training (24 s + 1 retraining epoch) for a quick check")
-    parser.add_argument("--minutes", type=float, default=None,
-                        help="time budget of the first training, in minutes "
-                        "(default 1.0, or 0.4 with --quick)")
-    parser.add_argument("--retrain-epochs", type=int, default=None,
-                        help="epochs of 'Retrain with corrections' (default 3, or 1 with --quick)")
-    parser.add_argument("--outlines", type=Path, default=DEFAULT_OUTLINES,
-                        help="an outline-only label image of cho21 for the quality check")
-    parser.add_argument("--model", type=Path, default=None,
-                        help="where to save the trained model (default: a temporary folder)")
-    parser.add_argument("--jit", action="store_true", help="compile training with XLA")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--only", nargs="*", default=None, metavar="NAME",
-                        help="write only these screenshots (names without .png); the steps "
-                        "before them still run")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "docs" / "images",
+        help="folder for the PNG files (default: docs/images)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="shorter training (24 s + 1 retraining epoch) for a quick check",
+    )
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        default=None,
+        help="time budget of the first training, in minutes (default 1.0, or 0.4 with --quick)",
+    )
+    parser.add_argument(
+        "--retrain-epochs",
+        type=int,
+        default=None,
+        help="epochs of 'Retrain with corrections' (default 3, or 1 with --quick)",
+    )
+    parser.add_argument(
+        "--outlines",
+        type=Path,
+        default=DEFAULT_OUTLINES,
+        help="an outline-only label image of cho21 for the quality check",
+    )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="where to save the trained model (default: a temporary folder)",
+    )
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        default=None,
+        metavar="NAME",
+        help="write only these screenshots (names without .png); the steps before them still run",
+    )
     args = parser.parse_args(argv)
     if args.minutes is None:
         args.minutes = 0.4 if args.quick else 1.0
@@ -157,8 +187,10 @@ def save_small_png(array, path: Path) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     width = image.width
     while True:
-        candidate = image if width == image.width else image.resize(
-            (width, round(image.height * width / image.width)), Image.LANCZOS
+        candidate = (
+            image
+            if width == image.width
+            else image.resize((width, round(image.height * width / image.width)), Image.LANCZOS)
         )
         # 256 colours keep text and plots crisp and make the files several times smaller
         candidate = candidate.quantize(colors=256, method=Image.MEDIANCUT, dither=Image.NONE)
@@ -180,19 +212,15 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="cytounet-screenshots-"))
     os.environ["CYTOUNET_SETTINGS_DIR"] = str(work / "settings")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if not args.jit:
-        os.environ["CYTOUNET_JIT"] = "0"
-    model_path = args.model or Path(tempfile.gettempdir()) / "napari-cytounet-docs" / "cho-cells.keras"
+    default_model = Path(tempfile.gettempdir()) / "napari-cytounet-docs" / "cho-cells.keras"
+    model_path = args.model or default_model
     model_path.parent.mkdir(parents=True, exist_ok=True)
-    random.seed(args.seed)
-
-    import numpy as np
-
-    np.random.seed(args.seed)
+    random.seed(SEED)
 
     # The viewer (and its OpenGL context) must exist before TensorFlow is imported, and
     # TensorFlow must be imported with RTLD_DEEPBIND: see napari_cytounet/widgets/_tf.py.
     import napari
+    import numpy as np
 
     viewer = napari.Viewer(title="napari-cytounet", show=True)
     viewer.window.resize(*WINDOW)
@@ -203,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     import_tensorflow()
     import keras
 
-    keras.utils.set_random_seed(args.seed)
+    keras.utils.set_random_seed(SEED)  # training itself is seeded by the widget (seed 0)
     shoot = Shooter(viewer, args.out, args.only)
     docks: dict[str, object] = {}
 
@@ -224,22 +252,30 @@ def main(argv: list[str] | None = None) -> int:
         pump(0.3)
         return widget
 
-    def scroll_to(widget, child, margin: int = 8) -> None:
-        """Scroll a scrollable dock widget down so that ``child`` ends at its bottom edge."""
+    def scroll_to(widget, first, last, margin: int = 6) -> None:
+        """Scroll a scrollable dock widget to show ``first`` to ``last`` (or at least ``last``)."""
         from qtpy.QtWidgets import QScrollArea
 
         area = widget.root_native_widget
         if not isinstance(area, QScrollArea):
             return
         inner = area.widget()
-        bottom = child.native.mapTo(inner, child.native.rect().bottomLeft()).y()
-        area.verticalScrollBar().setValue(bottom + margin - area.viewport().height())
+        top = first.native.mapTo(inner, first.native.rect().topLeft()).y() - margin
+        bottom = last.native.mapTo(inner, last.native.rect().bottomLeft()).y() + margin
+        height = area.viewport().height()
+        area.verticalScrollBar().setValue(top if bottom - top <= height else bottom - height)
         area.horizontalScrollBar().setValue(0)
         pump(0.2)
 
     def only_visible(*names: str) -> None:
         for layer in viewer.layers:
             layer.visible = layer.name in names
+
+    # Dock every widget before any layer exists. (The Train UNet and Quality check widgets
+    # currently lay themselves out with an extra label column when a Labels layer already
+    # exists at docking time; docked first, they look as intended.)
+    for name in ("Quality check", "Train UNet", "Predict", "Score", "Model"):
+        show_dock(name)
 
     # -- the data ------------------------------------------------------------------------------
     print("Opening the BBBC030 samples…", flush=True)
@@ -258,12 +294,12 @@ def main(argv: list[str] | None = None) -> int:
     viewer.layers.selection.active = outline_layer
     check = show_dock("Quality check")
     check._image.value = image
-    check._labels.value = outline_layer
+    check._labels_layer.value = outline_layer
     check._mode.value = "dense"
     assert check.check(), "the quality check did not start"
     wait_until(lambda: not check.running, 120, "the quality check")
     assert check.report is not None and check.report.errors, "outlines were not flagged"
-    zoom_to_box(viewer, (150, 330, 600, 930), shape=outlines.shape)
+    zoom_to_box(viewer, (180, 170, 700, 600), shape=outlines.shape)  # five cells
     shoot("quality-check")
     viewer.layers.remove(outline_layer)
 
@@ -272,9 +308,9 @@ def main(argv: list[str] | None = None) -> int:
     only_visible("cho21", "cho21 mask")
     viewer.layers.selection.active = mask
     train = show_dock("Train UNet")
-    viewer.reset_view()
+    fill_height(viewer, image, 0.4)
     train._image.value = image
-    train._labels.value = mask
+    train._labels_layer.value = mask
     train._mode.value = "dense"
     train._val_image.value = val_image
     train._val_labels.value = val_mask
@@ -286,13 +322,14 @@ def main(argv: list[str] | None = None) -> int:
     budget = args.minutes * 60.0
     # capture while it runs, late enough for the curves to show several epochs
     wait_until(
-        lambda: not train.running or (
-            len(train._plot.epoch_x) >= 2 and train._progress.value >= 880
+        lambda: (
+            not train.running or (len(train._plot.epoch_x) >= 2 and train._progress.value >= 880)
         ),
-        budget + 300, "training progress",
+        budget + 300,
+        "training progress",
     )
     pump(0.6)
-    scroll_to(train, train._plot.widget)
+    scroll_to(train, train[2], train._plot.widget)  # from the 'Add this pair' row to the plot
     shoot("train-widget")
     wait_until(lambda: not train.running, budget + 300, "the end of training")
     result = train.last_result
@@ -320,19 +357,25 @@ def main(argv: list[str] | None = None) -> int:
     predicted = np.asarray(segmentation.data) > 0
     missed, spurious = pick_mistakes(predicted, truth)
     focus = missed if missed is not None else spurious
-    box = focus_box(focus, size=240) if focus is not None else (0, 0, *truth.shape)
+    box = focus_box(focus, size=170) if focus is not None else (0, 0, *truth.shape)
     zoom_to_box(viewer, box, shape=truth.shape)
     segmentation.mode = "paint"
-    segmentation.brush_size = 20
+    segmentation.brush_size = 15
     segmentation.selected_label = 1
+    if focus is not None:
+        point_at(viewer, focus)
     shoot("correction-before")
-    # what a user does with the brush (paint label 1 over the missed part of a cell) and the
-    # eraser (erase a speck that is not a cell)
+    # what a user does: paint label 1 over the part of the cell the model missed (the brush),
+    # erase what is not cell around it and a speck elsewhere (the eraser)
     edited = np.array(segmentation.data, copy=True)
     if missed is not None:
-        edited[missed] = 1
+        stroke = brush_stroke(missed, margin=10)
+        edited[stroke & truth] = 1
+        edited[stroke & ~truth] = 0
+        print(f"  brush: painted {int(missed.sum())} missed pixels near {box}", flush=True)
     if spurious is not None:
         edited[spurious] = 0
+        print(f"  eraser: erased a speck of {int(spurious.sum())} pixels", flush=True)
     segmentation.data = edited
     segmentation.mode = "erase"
     shoot("correction-edited")
@@ -340,8 +383,11 @@ def main(argv: list[str] | None = None) -> int:
     predict._retrain_epochs.value = args.retrain_epochs
     before = predict.predictions
     assert predict.retrain(), "retraining did not start"
-    wait_until(lambda: predict.predictions > before and not predict.running, 600,
-               "retraining and the new prediction")
+    wait_until(
+        lambda: predict.predictions > before and not predict.running,
+        600,
+        "retraining and the new prediction",
+    )
     corrections = viewer.layers["cho01 corrections"]
     corrections.visible = True
     corrections.contour = 2
@@ -363,12 +409,12 @@ def main(argv: list[str] | None = None) -> int:
     errors.opacity = 1.0
     only_visible("cho01", "cho01 segmentation errors")
     viewer.layers.selection.active = errors
-    viewer.reset_view()
+    zoom_to_box(viewer, (0, 560, 1032, 1376), shape=truth.shape, zoom=1.0)  # the right part
     shoot("score-widget")
     overall = score.table_data.overall
     print(f"  Dice {overall.dice:.3f}, object F1 {overall.object_f1:.3f}", flush=True)
 
-    # -- 6. save the model; the Model widget --------------------------------------------------------
+    # -- 6. save the model; the Model widget ---------------------------------------------------
     print(f"Saving the model to {model_path}…", flush=True)
     model = show_dock("Model")
     assert model.save(model_path), "saving did not start"
@@ -457,7 +503,6 @@ def pick_mistakes(predicted, truth):
     cell (erased). Whole predicted cells that the hand-made mask lacks are not "fixed": some
     BBBC030 masks miss a cell, and erasing a real cell would teach the model a mistake.
     """
-    import numpy as np
     from scipy import ndimage
 
     def largest(candidates, keep):
@@ -484,6 +529,33 @@ def pick_mistakes(predicted, truth):
     return missed, spurious
 
 
+def brush_stroke(region, margin: int):
+    """The pixels a brush stroke over ``region`` covers: its disc, ``margin`` pixels wider."""
+    import numpy as np
+
+    ys, xs = np.nonzero(region)
+    cy, cx = ys.mean(), xs.mean()
+    radius = np.sqrt(((ys - cy) ** 2 + (xs - cx) ** 2).max()) + margin
+    yy, xx = np.ogrid[: region.shape[0], : region.shape[1]]
+    return (yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2
+
+
+def point_at(viewer, region) -> None:
+    """Move the mouse pointer over ``region`` so that the brush outline is drawn there."""
+    import numpy as np
+    from qtpy.QtCore import QPoint
+    from qtpy.QtGui import QCursor
+
+    ys, xs = np.nonzero(region)
+    canvas = viewer.window._qt_viewer.canvas.native
+    cam = camera(viewer)
+    cy, cx = cam.center[-2:]
+    x = (xs.mean() - cx) * cam.zoom + canvas.width() / 2.0
+    y = (ys.mean() - cy) * cam.zoom + canvas.height() / 2.0
+    QCursor.setPos(canvas.mapToGlobal(QPoint(int(x), int(y))))
+    pump(0.4)
+
+
 def focus_box(region, size: int) -> tuple[int, int, int, int]:
     """A square box of ``size`` pixels centred on ``region``."""
     import numpy as np
@@ -493,13 +565,21 @@ def focus_box(region, size: int) -> tuple[int, int, int, int]:
     return cy - size // 2, cx - size // 2, cy + size // 2, cx + size // 2
 
 
+def fill_height(viewer, layer, x: float) -> None:
+    """Zoom so that the image fills the canvas's height, centred at ``x`` (fraction of width)."""
+    height, width = layer.data.shape[-2:]
+    cx = x * width
+    zoom_to_box(viewer, (0, cx - 1, height, cx + 1), shape=(height, width), zoom=1.0)
+
+
 def camera(viewer):
     scene = getattr(viewer, "scene", None)
     return scene.camera if scene is not None and hasattr(scene, "camera") else viewer.camera
 
 
-def zoom_to_box(viewer, box: tuple[int, int, int, int], shape: tuple[int, int] | None = None,
-                zoom: float = 0.95) -> None:
+def zoom_to_box(
+    viewer, box: tuple[int, int, int, int], shape: tuple[int, int] | None = None, zoom: float = 0.95
+) -> None:
     """Show the data box ``(y0, x0, y1, x1)`` (pixels of a layer of scale 1) on the canvas.
 
     With ``shape`` (of the image), the view is moved as little as needed to stay inside it.

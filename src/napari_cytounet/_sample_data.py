@@ -40,8 +40,11 @@ def _bbbc030(name: str) -> list[LayerData]:
     source = "BBBC030v1 (Broad Bioimage Benchmark Collection; Koos et al. 2016)"
     return [
         (image, {"name": name, "colormap": "gray", "metadata": {"source": source}}, "image"),
-        (labels, {"name": f"{name} mask", "opacity": 0.4, "metadata": {"source": source}},
-         "labels"),
+        (
+            labels,
+            {"name": f"{name} mask", "opacity": 0.4, "metadata": {"source": source}},
+            "labels",
+        ),
     ]
 
 
@@ -76,13 +79,17 @@ def synthetic_scribbles(shape: tuple[int, int] = (512, 512), seed: int = 0) -> l
     return [
         (image, {"name": "synthetic cells", "colormap": "gray"}, "image"),
         (scribbles, {"name": "synthetic cells scribbles"}, "labels"),
-        (labels, {"name": "synthetic cells ground truth", "opacity": 0.5, "visible": False},
-         "labels"),
+        (
+            labels,
+            {"name": "synthetic cells ground truth", "opacity": 0.5, "visible": False},
+            "labels",
+        ),
     ]
 
 
-def synthetic_stack(n_planes: int = 5, shape: tuple[int, int] = (128, 128),
-                    seed: int = 0) -> list[LayerData]:
+def synthetic_stack(
+    n_planes: int = 5, shape: tuple[int, int] = (128, 128), seed: int = 0
+) -> list[LayerData]:
     """A small synthetic 3D stack (5 x 128 x 128 by default) and its ground-truth labels."""
     from napari_cytounet.core.synthetic import synthetic_stack as make
 

@@ -14,10 +14,6 @@ WIDGETS = ("Train UNet", "Predict", "Score", "Quality check", "Model")
 JOB_TIMEOUT_MS = 120_000
 
 
-
-
-
-
 def dock(viewer, name: str):
     """Dock a widget of the plugin the way the Plugins menu does; returns the widget."""
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name)
@@ -47,8 +43,6 @@ class Notes:
     @property
     def infos(self) -> list[str]:
         return self.of("info")
-
-
 
 
 def snapshot(viewer) -> list[tuple[str, str, tuple[int, ...], str]]:
@@ -101,9 +95,11 @@ def tiny_bundle(channels: int = 1):
             if channels > 1:
                 image = np.stack([image] * channels, axis=-1) * np.linspace(0.5, 1, channels)
             result = train_model(
-                [image], [labels],
-                TrainingConfig(epochs=2, steps_per_epoch=3, patch_size=32, batch_size=2,
-                               validation_patches=0),
+                [image],
+                [labels],
+                TrainingConfig(
+                    epochs=2, steps_per_epoch=3, patch_size=32, batch_size=2, validation_patches=0
+                ),
                 UNetConfig(depth=2, base_filters=4, in_channels=channels),
             )
             _MODELS[channels] = result.bundle

@@ -62,13 +62,32 @@ def test_every_widget_docks_and_sees_the_layers(viewer):
 
 
 SAMPLES = {
-    "bbbc030": {"cho21": (1032, 1376), "cho21 mask": (1032, 1376)},
-    "bbbc030_validation": {"cho01": (1032, 1376), "cho01 mask": (1032, 1376)},
-    "synthetic_cells": {"synthetic cells": (512, 512), "synthetic cells ground truth": (512, 512)},
-    "synthetic_scribbles": {"synthetic cells": (512, 512), "synthetic cells scribbles": (512, 512)},
-    "synthetic_stack": {"synthetic stack": (5, 128, 128),
-                        "synthetic stack ground truth": (5, 128, 128)},
+    "bbbc030": {"cho21": ((1032, 1376), "Image"), "cho21 mask": ((1032, 1376), "Labels")},
+    "bbbc030_validation": {
+        "cho01": ((1032, 1376), "Image"),
+        "cho01 mask": ((1032, 1376), "Labels"),
+    },
+    "synthetic_cells": {
+        "synthetic cells": ((512, 512), "Image"),
+        "synthetic cells ground truth": ((512, 512), "Labels"),
+    },
+    "synthetic_scribbles": {
+        "synthetic cells": ((512, 512), "Image"),
+        "synthetic cells scribbles": ((512, 512), "Labels"),
+        "synthetic cells ground truth": ((512, 512), "Labels"),
+    },
+    "synthetic_stack": {
+        "synthetic stack": ((5, 128, 128), "Image"),
+        "synthetic stack ground truth": ((5, 128, 128), "Labels"),
+    },
 }
+
+
+def test_samples_cover_the_manifest():
+    from npe2 import PluginManifest
+
+    manifest = PluginManifest.from_file(ROOT / "src" / "napari_cytounet" / "napari.yaml")
+    assert {s.key for s in manifest.contributions.sample_data} == set(SAMPLES)
 
 
 @pytest.mark.gui
@@ -80,13 +99,16 @@ def test_every_sample_opens(viewer):
 
 
 def check_sample(viewer, key, expected):
-    shapes = {layer.name: tuple(layer.data.shape) for layer in viewer.layers}
-    for name, shape in expected.items():
-        assert shapes.get(name) == shape, shapes
-    labels = [la for la in viewer.layers if la.name.endswith(("mask", "ground truth"))]
-    for layer in labels:
-        assert np.asarray(layer.data).max() >= 1
+    found = {layer.name: (tuple(layer.data.shape), type(layer).__name__) for layer in viewer.layers}
+    assert found == expected, (key, found)
+    for layer in viewer.layers:
+        data = np.asarray(layer.data)
+        if type(layer).__name__ == "Labels":
+            assert np.issubdtype(data.dtype, np.integer) and data.max() >= 1, layer.name
+        else:
+            assert data.std() > 0, layer.name  # a real picture, not a blank
     if key == "bbbc030":
         assert set(np.unique(viewer.layers["cho21 mask"].data)) == {0, 1}
     if key == "synthetic_scribbles":
-        assert set(np.unique(viewer.layers["synthetic cells scribbles"].data)) <= {0, 1, 2}
+        assert set(np.unique(viewer.layers["synthetic cells scribbles"].data)) == {0, 1, 2}
+        assert not viewer.layers["synthetic cells ground truth"].visible

@@ -49,7 +49,7 @@ def test_predict_2d_writes_and_updates_layers(viewer, qtbot, notes, with_model):
     expected = _expected(with_model.bundle, image, threshold=0.5, fill_holes=True)
     np.testing.assert_array_equal(seg.data, expected.labels)
     np.testing.assert_allclose(prob.data, expected.probabilities, atol=1e-5)
-    assert 0.0 <= prob.data.min() and prob.data.max() <= 1.0
+    assert prob.data.min() >= 0.0 and prob.data.max() <= 1.0
     assert seg.data.any() and not seg.data.all()
     assert viewer.layers.selection.active is seg
     # progress went up monotonically to the end

@@ -36,8 +36,14 @@ def _score(widget, qtbot, notes):
 
 def _row_values(r) -> list:
     return [
-        round(r.dice, 4), round(r.iou, 4), round(r.precision, 4), round(r.recall, 4),
-        round(r.object_f1, 4), r.tp, r.fp, r.fn,
+        round(r.dice, 4),
+        round(r.iou, 4),
+        round(r.precision, 4),
+        round(r.recall, 4),
+        round(r.object_f1, 4),
+        r.tp,
+        r.fp,
+        r.fn,
     ]
 
 
@@ -58,7 +64,16 @@ def test_score_2d_table_errors_layer_and_csv(viewer, qtbot, notes, tmp_path):
     expected = score(pred, truth, iou_threshold=0.5)
     assert table.overall == expected.overall and table.rows == expected.rows
     shown = widget._table.value
-    assert list(shown["columns"]) == ["Dice", "IoU", "precision", "recall", "object F1", "TP", "FP", "FN"]
+    assert list(shown["columns"]) == [
+        "Dice",
+        "IoU",
+        "precision",
+        "recall",
+        "object F1",
+        "TP",
+        "FP",
+        "FN",
+    ]
     assert list(shown["index"]) == ["overall"]
     assert [list(r) for r in shown["data"]] == [_row_values(expected.overall)]
     o = expected.overall
@@ -73,8 +88,11 @@ def test_score_2d_table_errors_layer_and_csv(viewer, qtbot, notes, tmp_path):
     np.testing.assert_array_equal(errors.data == 2, t & ~p)
     np.testing.assert_array_equal(errors.data == 0, p == t)
     np.testing.assert_allclose(errors.scale, (0.5, 0.5))
-    np.testing.assert_allclose(errors.colormap.map(np.array([1, 2]))[:, :3],
-                               [[1.0, 59 / 255, 48 / 255], [47 / 255, 155 / 255, 1.0]], atol=0.01)
+    np.testing.assert_allclose(
+        errors.colormap.map(np.array([1, 2]))[:, :3],
+        [[1.0, 59 / 255, 48 / 255], [47 / 255, 155 / 255, 1.0]],
+        atol=0.01,
+    )
 
     # CSV export (via the field and the button): header, one row, the overall row
     assert widget._export_btn.enabled

@@ -159,8 +159,8 @@ def test_bad_choices_notify_and_change_nothing(viewer, qtbot, notes, tmp_path):
     # errors found in the worker: outline-only masks (quality check) and a corrupt model
     outline = np.zeros((96, 96), np.uint8)
     for y0, x0 in ((10, 10), (50, 20), (30, 60)):
-        outline[y0:y0 + 25, x0:x0 + 25] = 1
-        outline[y0 + 2:y0 + 23, x0 + 2:x0 + 23] = 0
+        outline[y0 : y0 + 25, x0 : x0 + 25] = 1
+        outline[y0 + 2 : y0 + 23, x0 + 2 : x0 + 23] = 0
     viewer.layers["cells mask"].data = outline
     before = snapshot(viewer)
     assert widget.start()

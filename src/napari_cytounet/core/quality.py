@@ -498,8 +498,9 @@ def _check_dense(mask: np.ndarray, name: str, classes: int) -> list[Issue]:
                     name,
                     f"{name}: the mask only draws object outlines ({pct:.0f}% of the enclosed "
                     "area is filled); a UNet cannot learn what a cell is from outlines — fill "
-                    "the objects (e.g. scipy.ndimage.binary_fill_holes or Fiji 'Fill Holes') or "
-                    "pass --force to train anyway.",
+                    "the objects (e.g. scipy.ndimage.binary_fill_holes or Fiji 'Fill Holes'), or "
+                    "train anyway (cytounet train --force; in napari, 'Train despite "
+                    "quality-check errors').",
                 )
             )
     return issues

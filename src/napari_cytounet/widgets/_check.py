@@ -89,7 +89,9 @@ class QualityCheckWidget(ScrollingDock):
         if self._runner.running:
             return False
         try:
-            images, labels, names = _layers.training_pairs(self._image.value, self._labels_layer.value)
+            images, labels, names = _layers.training_pairs(
+                self._image.value, self._labels_layer.value
+            )
         except CytoUNetError as exc:
             notify_exception(exc)
             self._verdict.value = str(exc)
@@ -97,8 +99,13 @@ class QualityCheckWidget(ScrollingDock):
         self._verdict.value = f"Checking {len(images)} image(s)…"
         self._check_btn.enabled = False
         self._runner.start(
-            check_job, images, labels, names, self._mode.value,
-            on_event=self._on_event, on_done=self._on_done,
+            check_job,
+            images,
+            labels,
+            names,
+            self._mode.value,
+            on_event=self._on_event,
+            on_done=self._on_done,
         )
         return True
 

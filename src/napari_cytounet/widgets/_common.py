@@ -78,7 +78,7 @@ def format_seconds(seconds: float | None) -> str:
     """``75.0`` -> ``"1 min 15 s"``; ``None`` -> ``"?"``."""
     if seconds is None:
         return "?"
-    seconds = max(0, int(round(seconds)))
+    seconds = max(0, round(seconds))
     if seconds < 60:
         return f"{seconds} s"
     minutes, sec = divmod(seconds, 60)

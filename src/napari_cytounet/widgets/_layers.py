@@ -29,7 +29,10 @@ META_KEY = "napari-cytounet"
 
 
 def output_name(image_name: str, what: str) -> str:
-    """Name of an output layer: ``output_name("cells", "segmentation")`` -> ``"cells segmentation"``."""
+    """Name of an output layer: ``output_name("cells", "segmentation")`` = ``"cells segmentation"``.
+
+    Outputs are found again by this name, so re-running updates them.
+    """
     return f"{image_name} {what}"
 
 
@@ -60,7 +63,9 @@ def leading_shape(layer: Any) -> tuple[int, ...]:
 def check_pair(image_layer: Any, labels_layer: Any) -> None:
     """Raise :class:`DataError` unless the labels cover the image pixel for pixel."""
     if image_layer is None:
-        raise DataError("Choose an image layer first (open an image or a sample via File > Open Sample).")
+        raise DataError(
+            "Choose an image layer first (open an image or a sample via File > Open Sample)."
+        )
     if labels_layer is None:
         raise DataError(
             f"Choose a labels layer for {image_layer.name!r} (create one with the 'new labels "

@@ -95,8 +95,8 @@ class ModelWidget(ScrollingDock):
 
     def _on_session_changed(self) -> None:
         bundle = self._session.bundle
-        self._summary.value = self._session.describe().splitlines()[0] if bundle else (
-            self._session.describe()
+        self._summary.value = (
+            self._session.describe().splitlines()[0] if bundle else (self._session.describe())
         )
         if bundle is not None and self._session.source:
             self._summary.value += f" — {self._session.source}"
@@ -134,8 +134,9 @@ class ModelWidget(ScrollingDock):
             notify_exception(event.error, "Loading the model", event.details)
             self._on_session_changed()
             return
-        self._session.set_model(event.bundle, f"loaded from {event.path.resolve()}",
-                                training_pairs=[])
+        self._session.set_model(
+            event.bundle, f"loaded from {event.path.resolve()}", training_pairs=[]
+        )
         self._session.remember_file(event.path)
         get_settings().set("model", "folder", str(event.path.parent))
         show_info(f"Loaded {event.path.name}; it is now the current model.")

@@ -1,11 +1,11 @@
 """A live plot of the training loss and Dice (training and validation) in the dock.
 
 The figure is drawn by matplotlib's Agg renderer in a background thread (one
-shared thread for all plots); the dock only shows the finished picture in a
-``QLabel``. Drawing the figure in the GUI thread took 60-80 ms on an idle
-machine and several hundred milliseconds while TensorFlow kept the CPU cores
-busy, long enough to freeze the window at every update; now an update costs
-the GUI thread about a millisecond. Updates are coalesced: while one picture is
+shared thread for all plots); the dock only shows the finished picture.
+Drawing the figure in the GUI thread took 60-80 ms on an idle machine and
+several hundred milliseconds while TensorFlow kept the CPU cores busy, long
+enough to freeze the window at every update; now an update costs the GUI
+thread about a millisecond. Updates are coalesced: while one picture is
 being drawn, newer data wait for it and are drawn next. The plot reads the
 core's typed events (:class:`~napari_cytounet.core.events.BatchEnd`,
 :class:`~napari_cytounet.core.events.EpochEnd`) or a finished model's history,
@@ -14,6 +14,7 @@ and redraws at most a few times a second.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -21,7 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from magicgui.widgets import EmptyWidget
-from qtpy.QtCore import QObject, Qt, Signal
+from qtpy.QtCore import QObject, QSize, Qt, Signal
+from qtpy.QtGui import QColor, QImage, QPainter, QPixmap
+from qtpy.QtWidgets import QSizePolicy, QWidget
 
 # colours that read well on napari's dark and light themes
 TRAIN_COLOR = "#4fa3ff"
@@ -70,20 +73,16 @@ class TrainingPlot:
     def __init__(self, viewer: Any = None, height: int = 260) -> None:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
-        from qtpy.QtWidgets import QLabel, QSizePolicy, QVBoxLayout
+        from qtpy.QtWidgets import QVBoxLayout
 
         background, foreground = _theme_colors(viewer)
         self._height = height
-        self.figure = Figure(figsize=(DEFAULT_WIDTH / DPI, height / DPI), dpi=DPI,
-                             facecolor=background)
+        self.figure = Figure(
+            figsize=(DEFAULT_WIDTH / DPI, height / DPI), dpi=DPI, facecolor=background
+        )
         self._agg = FigureCanvasAgg(self.figure)
-        self.canvas = QLabel()  # shows the picture drawn in the background thread
-        self.canvas.setMinimumHeight(height)
-        self.canvas.setMinimumWidth(120)
-        self.canvas.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.canvas.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-        self.canvas.setFixedHeight(height)
-        self.canvas.setStyleSheet(f"background-color: {background};")
+        # shows the picture drawn in the background thread
+        self.canvas = _PictureWidget(height, background, self._on_resized)
         self.widget = EmptyWidget()
         layout = self.widget.native.layout()
         if layout is None:
@@ -106,8 +105,6 @@ class TrainingPlot:
         self._bridge = _Bridge()
         self._bridge.rendered.connect(self._show, Qt.ConnectionType.QueuedConnection)
         self.canvas.destroyed.connect(self._on_destroyed)
-        self._resize_filter = _ResizeWatcher(self._on_resized)
-        self.canvas.installEventFilter(self._resize_filter)
         self.reset()
 
     # -- data ---------------------------------------------------------------------------------
@@ -191,10 +188,15 @@ class TrainingPlot:
             self._again = True
             return
         data = {
-            "batch_x": list(self.batch_x), "batch_loss": list(self.batch_loss),
-            "batch_dice": list(self.batch_dice), "epoch_x": list(self.epoch_x),
-            "loss": list(self.loss), "dice": list(self.dice), "val_x": list(self.val_x),
-            "val_loss": list(self.val_loss), "val_dice": list(self.val_dice),
+            "batch_x": list(self.batch_x),
+            "batch_loss": list(self.batch_loss),
+            "batch_dice": list(self.batch_dice),
+            "epoch_x": list(self.epoch_x),
+            "loss": list(self.loss),
+            "dice": list(self.dice),
+            "val_x": list(self.val_x),
+            "val_loss": list(self.val_loss),
+            "val_dice": list(self.val_dice),
         }
         self._busy = True
         self._again = False
@@ -207,41 +209,50 @@ class TrainingPlot:
             picture = self._draw(data, width, height, ratio)
         except Exception:  # never let a plot problem break training
             _log.exception("napari-cytounet: drawing the training plot failed")
-        try:
+        with contextlib.suppress(RuntimeError):  # RuntimeError: the widget is gone
             self._bridge.rendered.emit(picture)
-        except RuntimeError:  # the widget is gone
-            pass
 
-    def _draw(self, d: dict[str, list[float]], width: int, height: int,
-              ratio: float) -> tuple[bytes, int, int, float]:
+    def _draw(
+        self, d: dict[str, list[float]], width: int, height: int, ratio: float
+    ) -> tuple[bytes, int, int, float]:
         self.figure.set_dpi(DPI * ratio)
         self.figure.set_size_inches(width / DPI, height / DPI)
         fg = self._fg
-        for ax, ylabel, batch, epoch, val in (
-            (self.ax_loss, "loss", d["batch_loss"], d["loss"], d["val_loss"]),
-            (self.ax_dice, "Dice", d["batch_dice"], d["dice"], d["val_dice"]),
+        # fixed legend corners where the curves rarely are (loss falls, Dice rises);
+        # matplotlib's "best" searches every point at each draw
+        for ax, ylabel, batch, epoch, val, corner in (
+            (self.ax_loss, "loss", d["batch_loss"], d["loss"], d["val_loss"], "upper right"),
+            (self.ax_dice, "Dice", d["batch_dice"], d["dice"], d["val_dice"], "lower right"),
         ):
             ax.clear()
             self._style(ax, ylabel)
             if batch:
                 ax.plot(d["batch_x"], batch, color=TRAIN_COLOR, alpha=0.35, lw=1)
             if epoch:
-                ax.plot(d["epoch_x"], epoch, "o-", color=TRAIN_COLOR, ms=3, lw=1.5,
-                        label="training")
+                ax.plot(
+                    d["epoch_x"], epoch, "o-", color=TRAIN_COLOR, ms=3, lw=1.5, label="training"
+                )
             if val:
-                ax.plot(d["val_x"], val, "s--", color=VAL_COLOR, ms=3, lw=1.5,
-                        label="validation")
+                ax.plot(d["val_x"], val, "s--", color=VAL_COLOR, ms=3, lw=1.5, label="validation")
             if epoch or val:
-                legend = ax.legend(fontsize=7, loc="upper right", frameon=False)
+                legend = ax.legend(fontsize=7, loc=corner, frameon=False)
                 for text in legend.get_texts():
                     text.set_color(fg)
         self.ax_dice.set_xlabel("epoch", color=fg, fontsize=9)
         self.ax_dice.set_ylim(-0.02, 1.02)
         self.ax_loss.tick_params(labelbottom=False)
         if not (d["batch_x"] or d["epoch_x"]):
-            self.ax_loss.text(0.5, 0.5, "loss and Dice appear here while training",
-                              transform=self.ax_loss.transAxes, ha="center", va="center",
-                              color=fg, alpha=0.6, fontsize=8)
+            self.ax_loss.text(
+                0.5,
+                0.5,
+                "loss and Dice appear here while training",
+                transform=self.ax_loss.transAxes,
+                ha="center",
+                va="center",
+                color=fg,
+                alpha=0.6,
+                fontsize=8,
+            )
         self._agg.draw()
         buffer = self._agg.buffer_rgba()
         h, w = buffer.shape[:2]
@@ -253,14 +264,12 @@ class TrainingPlot:
         if self._closed:
             return
         if picture is not None:
-            from qtpy.QtGui import QImage, QPixmap
-
             data, w, h, ratio = picture
             image = QImage(data, w, h, 4 * w, QImage.Format.Format_RGBA8888)
             pixmap = QPixmap.fromImage(image)
             pixmap.setDevicePixelRatio(ratio)
             try:
-                self.canvas.setPixmap(pixmap)
+                self.canvas.set_pixmap(pixmap)
             except RuntimeError:  # the label was deleted
                 self._closed = True
                 return
@@ -273,8 +282,10 @@ class TrainingPlot:
         if self._closed or not self.canvas.isVisible():
             return
         width, height, _ = self._size()
-        if self._shown_size is None or abs(self._shown_size[0] - width) > 2 or (
-            abs(self._shown_size[1] - height) > 2
+        if (
+            self._shown_size is None
+            or abs(self._shown_size[0] - width) > 2
+            or (abs(self._shown_size[1] - height) > 2)
         ):
             self._request()
 
@@ -302,16 +313,45 @@ class TrainingPlot:
         return len(self.batch_x) + len(self.epoch_x)
 
 
-class _ResizeWatcher(QObject):
-    """Calls ``callback`` when the watched widget is resized or shown (to redraw at its size)."""
+class _PictureWidget(QWidget):
+    """Paints a pixmap at its top left; its size never depends on the picture (no resize loops)."""
 
-    def __init__(self, callback: Any) -> None:
+    def __init__(self, height: int, background: str, resized: Any) -> None:
         super().__init__()
-        self._callback = callback
+        self._pixmap = QPixmap()
+        self._background = QColor(background)
+        self._resized = resized
+        self._hint = QSize(DEFAULT_WIDTH, height)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setFixedHeight(height)
+        self.setMinimumWidth(120)
 
-    def eventFilter(self, obj: Any, event: Any) -> bool:  # noqa: N802 - Qt API
-        from qtpy.QtCore import QEvent
+    def sizeHint(self) -> Any:
+        return self._hint
 
-        if event.type() in (QEvent.Type.Resize, QEvent.Type.Show):
-            self._callback()
-        return False
+    def minimumSizeHint(self) -> Any:
+        return QSize(120, self._hint.height())
+
+    def pixmap(self) -> Any:
+        """The picture shown."""
+        return self._pixmap
+
+    def set_pixmap(self, pixmap: Any) -> None:
+        """Show ``pixmap``."""
+        self._pixmap = pixmap
+        self.update()
+
+    def paintEvent(self, event: Any) -> None:
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), self._background)
+        if not self._pixmap.isNull():
+            painter.drawPixmap(0, 0, self._pixmap)
+        painter.end()
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        self._resized()
+
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        self._resized()

@@ -64,8 +64,14 @@ def table_rows(table: Any) -> tuple[list[list[Any]], list[str]]:
     rows = [table.overall, *table.rows] if len(table.rows) > 1 else [table.overall]
     values = [
         [
-            round(r.dice, 4), round(r.iou, 4), round(r.precision, 4), round(r.recall, 4),
-            round(r.object_f1, 4), int(r.tp), int(r.fp), int(r.fn),
+            round(r.dice, 4),
+            round(r.iou, 4),
+            round(r.precision, 4),
+            round(r.recall, 4),
+            round(r.object_f1, 4),
+            int(r.tp),
+            int(r.fp),
+            int(r.fn),
         ]
         for r in rows
     ]
@@ -159,7 +165,10 @@ class ScoreWidget(ScrollingDock):
                     "ground truth."
                 )
             if pred is truth:
-                raise DataError("Prediction and ground truth are the same layer; choose another.")
+                raise DataError(
+                    f"Prediction and ground truth are the same layer ({pred.name!r}); choose "
+                    "two different Labels layers (open or paint the ground truth first)."
+                )
             if _layers.spatial_shape(pred) != _layers.spatial_shape(truth):
                 raise DataError(
                     f"{pred.name!r} has shape {_layers.spatial_shape(pred)} but {truth.name!r} has "
@@ -172,9 +181,13 @@ class ScoreWidget(ScrollingDock):
         self._summary.value = f"Scoring {pred.name} against {truth.name}…"
         self._score_btn.enabled = False
         self._runner.start(
-            score_job, _layers.layer_array(pred), _layers.layer_array(truth),
-            float(self._iou.value), bool(self._errors.value),
-            on_event=self._on_event, on_done=self._on_done,
+            score_job,
+            _layers.layer_array(pred),
+            _layers.layer_array(truth),
+            float(self._iou.value),
+            bool(self._errors.value),
+            on_event=self._on_event,
+            on_done=self._on_done,
         )
         return True
 
@@ -201,7 +214,11 @@ class ScoreWidget(ScrollingDock):
 
             name = _layers.output_name(pred.name, _layers.ERRORS)
             layer = _layers.put_labels(
-                self._viewer, name, errors, pred, tag={"role": "errors", "prediction": pred.name},
+                self._viewer,
+                name,
+                errors,
+                pred,
+                tag={"role": "errors", "prediction": pred.name},
                 opacity=0.8,
             )
             layer.colormap = DirectLabelColormap(color_dict=ERROR_COLORS)

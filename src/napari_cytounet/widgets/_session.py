@@ -14,6 +14,7 @@ layers (only layer names), so closing the viewer frees everything.
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -87,8 +88,10 @@ class SessionModel:
 
     def matches_file(self, path: Any) -> bool:
         """Whether the current model is the unchanged content of the file ``path``."""
-        return self.bundle is not None and self.file_key is not None and (
-            self.file_key == _file_key(path)
+        return (
+            self.bundle is not None
+            and self.file_key is not None
+            and (self.file_key == _file_key(path))
         )
 
 
@@ -113,8 +116,6 @@ def session_for(viewer: Any) -> SessionModel:
     if session is None:
         session = SessionModel()
         _SESSIONS[key] = session
-        try:
+        with contextlib.suppress(TypeError):  # not weak-referenceable: kept for the process
             weakref.finalize(real, _SESSIONS.pop, key, None)
-        except TypeError:  # pragma: no cover - not weak-referenceable
-            pass
     return session

@@ -31,10 +31,13 @@ def import_tensorflow() -> None:
         if "tensorflow" in sys.modules:
             return
         deepbind = getattr(os, "RTLD_DEEPBIND", 0)
-        if not sys.platform.startswith("linux") or not deepbind or os.environ.get(
-            "CYTOUNET_NO_DEEPBIND"
+        if (
+            not sys.platform.startswith("linux")
+            or not deepbind
+            or os.environ.get("CYTOUNET_NO_DEEPBIND")
         ):
-            import tensorflow  # noqa: F401
+            import tensorflow
+
             return
         flags = sys.getdlopenflags()
         sys.setdlopenflags(flags | deepbind)

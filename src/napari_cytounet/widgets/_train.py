@@ -58,7 +58,10 @@ if TYPE_CHECKING:
 
 SECTION = "train"
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 2e-3, 5e-3, 1e-2)
-LABEL_MODES = (("dense masks (0 = background)", "dense"), ("scribbles (1 = bg, 2 = cell)", "scribbles"))
+LABEL_MODES = (
+    ("dense masks (0 = background)", "dense"),
+    ("scribbles (1 = bg, 2 = cell)", "scribbles"),
+)
 
 
 @dataclass
@@ -147,15 +150,18 @@ def format_record(bundle: Any) -> str:
     loss = history.get("loss") or []
     if loss:
         lines.append("epoch    loss   Dice  val loss  val Dice")
-        for i in range(len(loss)):
-            def cell(key: str, width: int) -> str:
-                values = history.get(key) or []
-                value = values[i] if i < len(values) else None
-                return f"{value:{width}.4f}" if isinstance(value, (int, float)) else " " * (width - 1) + "-"
 
+        def cell(key: str, i: int, width: int) -> str:
+            values = history.get(key) or []
+            value = values[i] if i < len(values) else None
+            if isinstance(value, (int, float)):
+                return f"{value:{width}.4f}"
+            return " " * (width - 1) + "-"
+
+        for i in range(len(loss)):
             lines.append(
-                f"{i + 1:5d} {cell('loss', 7)} {cell('dice', 6)} {cell('val_loss', 9)} "
-                f"{cell('val_dice', 9)}"
+                f"{i + 1:5d} {cell('loss', i, 7)} {cell('dice', i, 6)} "
+                f"{cell('val_loss', i, 9)} {cell('val_dice', i, 9)}"
             )
         lines.append("")
     lines.append("Record (also stored inside the .keras file and beside it as .json):")
@@ -183,7 +189,9 @@ class TrainWidget(ScrollingDock):
         self._labels_layer = create_widget(annotation="napari.layers.Labels", label="Labels")
         self._mode = ComboBox(label="Labels are", choices=LABEL_MODES, value="dense")
         self._add_pair = PushButton(text="Add this pair to the training set")
-        self._pairs = Select(label="Also train on", choices=[], tooltip="Pairs added with the button above")
+        self._pairs = Select(
+            label="Also train on", choices=[], tooltip="Pairs added with the button above"
+        )
         self._remove_pair = PushButton(text="Remove selected pairs")
         self._val_image = create_widget(
             annotation="napari.layers.Image", label="Validation image", options={"nullable": True}
@@ -234,8 +242,15 @@ class TrainWidget(ScrollingDock):
         self._augment = CheckBox(value=True, text="Augment (flips, rotations, intensity)")
         self._force = CheckBox(value=False, text="Train despite quality-check errors")
         self._opts = Container(
-            widgets=[self._patch, self._batch, self._steps, self._lr, self._loss, self._augment,
-                     self._force],
+            widgets=[
+                self._patch,
+                self._batch,
+                self._steps,
+                self._lr,
+                self._loss,
+                self._augment,
+                self._force,
+            ],
             labels=True,
         )
 
@@ -259,8 +274,9 @@ class TrainWidget(ScrollingDock):
             [
                 header("Training data"),
                 Container(widgets=[self._image, self._labels_layer, self._mode], labels=True),
-                Container(widgets=[self._add_pair, self._remove_pair], layout="horizontal",
-                          labels=False),
+                Container(
+                    widgets=[self._add_pair, self._remove_pair], layout="horizontal", labels=False
+                ),
                 Container(widgets=[self._pairs, self._val_image, self._val_labels], labels=True),
                 header("Model"),
                 Container(widgets=[self._start_from, self._model_file], labels=True),
@@ -276,8 +292,9 @@ class TrainWidget(ScrollingDock):
                 self._plot.widget,
                 header("Result"),
                 Container(widgets=[self._save_path], labels=True),
-                Container(widgets=[self._save_btn, self._record_btn], layout="horizontal",
-                          labels=False),
+                Container(
+                    widgets=[self._save_btn, self._record_btn], layout="horizontal", labels=False
+                ),
                 self._record,
             ]
         )
@@ -287,11 +304,20 @@ class TrainWidget(ScrollingDock):
 
         # -- persisted settings ----------------------------------------------------------------
         for key, widget in (
-            ("mode", self._mode), ("start_from", self._start_from), ("depth", self._depth),
-            ("filters", self._filters), ("batch_norm", self._batch_norm),
-            ("dropout", self._dropout), ("stop_by", self._stop_by), ("epochs", self._epochs),
-            ("minutes", self._minutes), ("patch_size", self._patch), ("batch_size", self._batch),
-            ("steps_per_epoch", self._steps), ("learning_rate", self._lr), ("loss", self._loss),
+            ("mode", self._mode),
+            ("start_from", self._start_from),
+            ("depth", self._depth),
+            ("filters", self._filters),
+            ("batch_norm", self._batch_norm),
+            ("dropout", self._dropout),
+            ("stop_by", self._stop_by),
+            ("epochs", self._epochs),
+            ("minutes", self._minutes),
+            ("patch_size", self._patch),
+            ("batch_size", self._batch),
+            ("steps_per_epoch", self._steps),
+            ("learning_rate", self._lr),
+            ("loss", self._loss),
             ("augment", self._augment),
         ):
             bind(SECTION, key, widget)
@@ -345,8 +371,8 @@ class TrainWidget(ScrollingDock):
         """Show (or hide) the training record of the current model."""
         self._record_shown = bool(show) and self._session.bundle is not None
         self._record.visible = self._record_shown
-        self._record_btn.text = "Hide training record" if self._record_shown else (
-            "Show training record"
+        self._record_btn.text = (
+            "Hide training record" if self._record_shown else ("Show training record")
         )
         if self._record_shown:
             self._record.value = format_record(self._session.bundle)
@@ -356,7 +382,8 @@ class TrainWidget(ScrollingDock):
         super().reset_choices(*args)
         layers = list(self._viewer.layers)
         self._extra_pairs = [
-            (img, lab) for img, lab in self._extra_pairs
+            (img, lab)
+            for img, lab in self._extra_pairs
             if any(img is la for la in layers) and any(lab is la for la in layers)
         ]
         self._refresh_pairs()
@@ -374,13 +401,17 @@ class TrainWidget(ScrollingDock):
 
         shape = _layers.spatial_shape(image)
         current = self._labels_layer.value
-        if current is not None and _layers.spatial_shape(current) == shape and (
-            current.name.startswith(image.name)
+        if (
+            current is not None
+            and _layers.spatial_shape(current) == shape
+            and (current.name.startswith(image.name))
         ):
             return
         candidates = [
-            la for la in self._viewer.layers
-            if isinstance(la, Labels) and _layers.spatial_shape(la) == shape
+            la
+            for la in self._viewer.layers
+            if isinstance(la, Labels)
+            and _layers.spatial_shape(la) == shape
             and not la.name.endswith(_layers.SEGMENTATION)
         ]
         named = [la for la in candidates if la.name.startswith(image.name)]
@@ -479,9 +510,14 @@ class TrainWidget(ScrollingDock):
             validation_pair = (val_image.name, val_labels.name)
         config = self.training_config()
         request = TrainingRequest(
-            images=images, labels=labels, names=names, config=config,
-            validation=validation, validation_names=validation_names,
-            force=bool(self._force.value), pair_names=pair_names,
+            images=images,
+            labels=labels,
+            names=names,
+            config=config,
+            validation=validation,
+            validation_names=validation_names,
+            force=bool(self._force.value),
+            pair_names=pair_names,
             validation_pair=validation_pair,
         )
         start = self._start_from.value
@@ -522,7 +558,8 @@ class TrainWidget(ScrollingDock):
             return False
         if self._session.busy:
             show_error(
-                f"The current model is busy ({self._session.busy}); wait for it to finish or stop it."
+                f"The current model is busy ({self._session.busy}); wait for it to finish or "
+                "stop it."
             )
             return False
         try:
@@ -541,7 +578,11 @@ class TrainWidget(ScrollingDock):
         self._session.set_busy("training")
         stop = threading.Event()
         self._runner.start(
-            training_job, request, stop, on_event=self._on_event, on_done=self._on_done,
+            training_job,
+            request,
+            stop,
+            on_event=self._on_event,
+            on_done=self._on_done,
             stop_event=stop,
         )
         return True
@@ -608,8 +649,9 @@ class TrainWidget(ScrollingDock):
         else:
             self._status.value = "Quality check passed; preparing training…"
 
-    def _set_fraction(self, elapsed: float, epoch: int, epochs: int | None, batch: int,
-                      batches: int) -> None:
+    def _set_fraction(
+        self, elapsed: float, epoch: int, epochs: int | None, batch: int, batches: int
+    ) -> None:
         config = self._request.config if self._request else None
         fractions = []
         if epochs:
@@ -636,8 +678,9 @@ class TrainWidget(ScrollingDock):
         request = self._request
         self._session.set_model(
             event.bundle,
-            "trained in this session" if request is None or (request.initial is None
-            and request.model_path is None) else "fine-tuned in this session",
+            "trained in this session"
+            if request is None or (request.initial is None and request.model_path is None)
+            else "fine-tuned in this session",
             training_pairs=request.pair_names if request else [],
             validation_pair=request.validation_pair if request else None,
         )
@@ -656,8 +699,9 @@ class TrainWidget(ScrollingDock):
         self._train_btn.enabled = True
         self._session.set_busy("")
         self._on_session_changed()
-        if self.last_result is None and not self._status.value.startswith(("Not trained",
-                                                                           "Training failed")):
+        if self.last_result is None and not self._status.value.startswith(
+            ("Not trained", "Training failed")
+        ):
             self._status.value = "Training ended without a model."
 
     # ------------------------------------------------------------------------------------------
@@ -683,8 +727,9 @@ class TrainWidget(ScrollingDock):
         self._save_path.value = path
         self._save_btn.enabled = False
         self._status.value = f"Saving {path.name}…"
-        self._saver.start(save_job, bundle, path, on_event=self._on_saved,
-                          on_done=self._on_session_changed)
+        self._saver.start(
+            save_job, bundle, path, on_event=self._on_saved, on_done=self._on_session_changed
+        )
         return True
 
     def _on_saved(self, event: Any) -> None:
