@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -31,7 +30,3 @@ def test_ruff_format():
     assert result.returncode == 0, (
         f"run 'ruff format {' '.join(PATHS)}':\n{result.stdout}{result.stderr}"
     )
-
-
-def test_python_version_floor():
-    assert sys.version_info >= (3, 10)

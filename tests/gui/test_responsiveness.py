@@ -151,3 +151,27 @@ def test_closing_the_viewer_during_training_stops_the_worker(make_napari_viewer,
     assert widget.last_result is None  # no callback ran after the close
     assert widget._plot._closed  # nor will the plot's drawing thread call back
     assert not notes.errors, notes.errors
+
+
+def test_closing_the_dock_during_training_stops_the_worker(viewer, qtbot, notes):
+    """napari's dock close button only un-parents the widget: training must stop anyway."""
+    from napari_cytounet.widgets._session import session_for
+
+    image, labels = cells((96, 96))
+    viewer.add_image(image, name="cells")
+    viewer.add_labels(labels, name="cells mask")
+    dock_widget, widget = viewer.window.add_plugin_dock_widget("napari-cytounet", "Train UNet")
+    tiny_settings(widget, epochs=1000, steps=5)
+    session = session_for(viewer)
+    assert widget.start()
+    runner = widget._runner
+    qtbot.waitUntil(lambda: widget._plot.points >= 2, timeout=120_000)  # training is running
+    assert runner.running and session.busy == "training"
+
+    dock_widget.destroyOnClose()  # what the dock's close button does
+    qtbot.waitUntil(lambda: not runner.running, timeout=10_000)
+    assert not runner.alive and runner.aborted
+    assert session.busy == ""  # the session's model is free for the other widgets again
+    assert widget.last_result is None and not notes.errors, notes.errors
+    again = dock(viewer, "Train UNet")  # a new Train widget can train right away
+    assert again is not widget and again._train_btn.text == "Train"

@@ -74,7 +74,7 @@ class QualityCheckWidget(ScrollingDock):
         )
         bind(SECTION, "mode", self._mode)
         self._check_btn.changed.connect(self._on_check_clicked)
-        connect_shutdown(self.native, self._runner)
+        connect_shutdown(self, self._runner)
 
     @property
     def running(self) -> bool:

@@ -191,11 +191,33 @@ class JobRunner:
         return self.worker is None
 
 
-def connect_shutdown(native: Any, *runners: JobRunner) -> None:
-    """Shut the runners down when the Qt widget ``native`` is destroyed (viewer closed)."""
+def connect_shutdown(
+    widget: Any, *runners: JobRunner, on_shutdown: Callable[[], None] | None = None
+) -> None:
+    """Shut the runners down when the magicgui ``widget`` goes away.
+
+    That is when its Qt widget is destroyed (the viewer closed), or when it is
+    taken out of its dock (the dock's close button: napari then only un-parents
+    the widget, which would otherwise keep training, invisibly, until the run ends).
+    ``on_shutdown`` is then called once (e.g. to release the session's model).
+    """
+    state = {"docked": False}
 
     def _shutdown(*_: Any) -> None:
+        if state.get("down"):
+            return
+        state["down"] = True
+        busy = any(runner.running for runner in runners)
         for runner in runners:
             runner.shutdown()
+        if busy and on_shutdown is not None:
+            on_shutdown()
 
-    native.destroyed.connect(_shutdown)
+    def _parent_changed(parent: Any) -> None:
+        if parent is not None:
+            state["docked"] = True
+        elif state["docked"]:
+            _shutdown()
+
+    widget.native.destroyed.connect(_shutdown)
+    widget.native_parent_changed.connect(_parent_changed)

@@ -85,7 +85,7 @@ class ModelWidget(ScrollingDock):
         self._load_btn.changed.connect(self._on_load_clicked)
         self._save_btn.changed.connect(self._on_save_clicked)
         self._session.changed.connect(self._on_session_changed)
-        connect_shutdown(self.native, self._runner)
+        connect_shutdown(self, self._runner)
         self._on_session_changed()
 
     @property

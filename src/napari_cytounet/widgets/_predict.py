@@ -163,7 +163,9 @@ class PredictWidget(ScrollingDock):
         self._predict_btn.changed.connect(self._on_predict_clicked)
         self._retrain_btn.changed.connect(self._on_retrain_clicked)
         self._session.changed.connect(self._on_session_changed)
-        connect_shutdown(self.native, self._runner, self._trainer)
+        connect_shutdown(
+            self, self._runner, self._trainer, on_shutdown=lambda: self._session.set_busy("")
+        )
         self._update_visibility()
         self._on_session_changed()
 

@@ -121,7 +121,7 @@ class ScoreWidget(ScrollingDock):
         self._pred.changed.connect(self._on_pred_changed)
         self._score_btn.changed.connect(self._on_score_clicked)
         self._export_btn.changed.connect(self._on_export_clicked)
-        connect_shutdown(self.native, self._runner)
+        connect_shutdown(self, self._runner)
         self._export_btn.enabled = False
         self._on_pred_changed(self._pred.value)
 

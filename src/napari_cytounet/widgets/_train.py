@@ -336,7 +336,9 @@ class TrainWidget(ScrollingDock):
         self._save_btn.changed.connect(self._on_save_clicked)
         self._record_btn.changed.connect(self._on_record_clicked)
         self._session.changed.connect(self._on_session_changed)
-        connect_shutdown(self.native, self._runner, self._saver)
+        connect_shutdown(
+            self, self._runner, self._saver, on_shutdown=lambda: self._session.set_busy("")
+        )
         self._update_visibility()
         self._on_session_changed()
 
