@@ -29,11 +29,12 @@ left alone. The model is saved to ``--model`` (default: ``cho-cells.keras`` in a
 ``napari-cytounet-docs`` folder of the temporary directory) and can be used with
 ``cytounet predict`` afterwards.
 
-All five widgets are docked before any layer is opened and shown one at a time, each in its
-own scroll area at the height of the window (see :func:`keep_scroll_area`).
+All five widgets are docked and shown one at a time; each scrolls inside its dock at the height
+of the window.
 
 The outline-only labels of the quality-check screenshot come from the full BBBC030 data set
-(``--outlines``, default ``/work/shared/data/bbbc030/train/outlines/cho21.png``). When that file
+(``--outlines``, default ``../shared/data/bbbc030/train/outlines/cho21.png`` beside the
+repository). When that file
 is missing, the script draws the outlines of the shipped ``cho21`` mask instead (the same
 kind of labels: a thin line around each cell).
 """
@@ -49,7 +50,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OUTLINES = Path("/work/shared/data/bbbc030/train/outlines/cho21.png")
+DEFAULT_OUTLINES = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "data"
+    / "bbbc030"
+    / "train"
+    / "outlines"
+    / "cho21.png"
+)
 PLUGIN = "napari-cytounet"
 WINDOW = (1500, 950)  # napari window size (width, height)
 DOCK_WIDTH = 480
@@ -244,7 +253,6 @@ def main(argv: list[str] | None = None) -> int:
                 dock.hide()
         if name not in docks:
             docks[name] = viewer.window.add_plugin_dock_widget(PLUGIN, name)
-            keep_scroll_area(viewer, *docks[name])
         dock, widget = docks[name]
         dock.show()
         pump(0.2)
@@ -256,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         """Scroll a scrollable dock widget to show ``first`` to ``last`` (or at least ``last``)."""
         from qtpy.QtWidgets import QScrollArea
 
-        area = widget.root_native_widget
+        area = widget.scroll_area
         if not isinstance(area, QScrollArea):
             return
         inner = area.widget()
@@ -271,9 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         for layer in viewer.layers:
             layer.visible = layer.name in names
 
-    # Dock every widget before any layer exists. (The Train UNet and Quality check widgets
-    # currently lay themselves out with an extra label column when a Labels layer already
-    # exists at docking time; docked first, they look as intended.)
+    # dock every widget once; each is shown on its own below
     for name in ("Quality check", "Train UNet", "Predict", "Score", "Model"):
         show_dock(name)
 
@@ -329,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         "training progress",
     )
     pump(0.6)
-    scroll_to(train, train[2], train._plot.widget)  # from the 'Add this pair' row to the plot
+    scroll_to(train, train.body[2], train._plot.widget)  # from the 'Add this pair' row to the plot
     shoot("train-widget")
     wait_until(lambda: not train.running, budget + 300, "the end of training")
     result = train.last_result
@@ -437,36 +443,6 @@ def main(argv: list[str] | None = None) -> int:
 
 # ----------------------------------------------------------------------------------------------
 # helpers
-
-
-def keep_scroll_area(viewer, dock, widget) -> None:
-    """Put a scrollable widget's own scroll area back between it and its dock.
-
-    napari docks ``widget.native``, which for a magicgui ``Container(scrollable=True)`` is
-    the inner widget, not its ``QScrollArea`` (``widget.root_native_widget``). A tall widget
-    then forces the whole window to its height, taller than the screen. Until the plugin or
-    napari handles this, the screenshots show the widgets in their scroll areas, at the size of
-    the window, as a user of a normal screen would want them.
-    """
-    from qtpy.QtWidgets import QScrollArea
-
-    root = getattr(widget, "root_native_widget", None)
-    if not isinstance(root, QScrollArea) or dock.widget() is root:
-        return
-    inner = dock.widget()
-    if inner is not widget.native:
-        return
-    root.takeWidget()  # the scroll area still thinks it holds the widget
-    root.setWidget(inner)
-    dock.setWidget(root)
-    inner.show()
-    root.show()
-    dock.setMinimumSize(50, 50)
-    qt_window = viewer.window._qt_window
-    qt_window.setMinimumSize(0, 0)
-    pump(0.2)
-    viewer.window.resize(*WINDOW)
-    pump(0.2)
 
 
 def read_outlines(path: Path, mask):

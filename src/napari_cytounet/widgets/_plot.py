@@ -200,7 +200,11 @@ class TrainingPlot:
         }
         self._busy = True
         self._again = False
-        _executor().submit(self._render, data, *self._size())
+        try:
+            _executor().submit(self._render, data, *self._size())
+        except RuntimeError:  # the interpreter is exiting: the drawing thread is gone
+            self._busy = False
+            self._closed = True
 
     def _render(self, data: dict[str, list[float]], width: int, height: int, ratio: float) -> None:
         """Draw the figure into an RGBA buffer (background thread) and hand it to the GUI."""

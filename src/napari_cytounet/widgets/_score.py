@@ -97,7 +97,7 @@ class ScoreWidget(ScrollingDock):
         self._summary = Label(value="Choose a prediction and its ground truth, then Score.")
         wrap_text(self._summary)
         self._table = Table(value={"data": [], "columns": list(COLUMNS)})
-        self._table.native.setMinimumHeight(140)
+        self._fit_table_height()
         self._table.read_only = True
         self._csv = FileEdit(mode="w", filter="*.csv", label="CSV file")
         self._export_btn = PushButton(text="Export CSV")
@@ -153,6 +153,16 @@ class ScoreWidget(ScrollingDock):
     def _on_score_clicked(self, *_: Any) -> None:
         self.score()
 
+    def _fit_table_height(self, max_rows: int = 12) -> None:
+        """As tall as its rows (up to ``max_rows``, then it scrolls): no empty block below."""
+        table = self._table.native
+        rows = max(1, min(table.rowCount(), max_rows))
+        row_height = table.verticalHeader().defaultSectionSize()
+        height = table.horizontalHeader().height() + rows * row_height + 2 * table.frameWidth()
+        if table.horizontalScrollBar().isVisible():
+            height += table.horizontalScrollBar().height()
+        table.setFixedHeight(height + 2)
+
     def score(self) -> bool:
         """Score in a worker; returns False (and notifies) if the choice is not valid."""
         if self._runner.running:
@@ -201,6 +211,7 @@ class ScoreWidget(ScrollingDock):
         values, names = table_rows(table)
         self._table.value = {"data": values, "index": names, "columns": list(COLUMNS)}
         self._table.native.resizeColumnsToContents()  # all 8 columns fit a normal dock
+        self._fit_table_height()
         o = table.overall
         pred = self._pending["pred"]
         self._summary.value = (

@@ -44,6 +44,9 @@ class ScrollingDock(Container):
         self.margins = (0, 0, 0, 0)
         body_kwargs.setdefault("labels", False)
         self.body = Container(**body_kwargs)
+        # keep the rows packed at the top when the dock is taller than they need (widgets
+        # are inserted before this stretch: magicgui inserts at the index of its own list)
+        self.body.native.layout().addStretch(1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
