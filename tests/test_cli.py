@@ -18,11 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bbbc030_data import read_sample
 from napari_cytounet.cli import main
-
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "bbbc030"
-
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"shared BBBC030 data not at {DATA}")
 
 H, W = 128, 160
 #: (split, name) -> top-left corner of a crop holding a few cells
@@ -42,13 +39,16 @@ COMMANDS = ("train", "predict", "score", "check", "demo")
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Crops of BBBC030: <root>/{train,validation}/{images,masks,outlines}/choNN.png."""
+    """Crops of BBBC030: <root>/{train,validation}/{images,masks,outlines}/choNN.png.
+
+    From the full data set when it is here, else from the sample shipped in the package.
+    """
     import imageio.v3 as iio
 
     root = tmp_path_factory.mktemp("bbbc030-crops")
     for (split, name), (y, x) in CROPS.items():
         for kind in ("images", "masks", "outlines"):
-            array = iio.imread(DATA / split / kind / f"{name}.png")
+            array = read_sample(split, kind, name)
             folder = root / split / kind
             folder.mkdir(parents=True, exist_ok=True)
             iio.imwrite(folder / f"{name}.png", array[y : y + H, x : x + W])

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tifffile
 
+from bbbc030_data import full_bbbc030
 from napari_cytounet.core.errors import DataError
 from napari_cytounet.core.io import (
     IMAGE_EXTENSIONS,
@@ -23,7 +24,7 @@ from napari_cytounet.core.io import (
     write_labels,
 )
 
-BBBC030 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "bbbc030"
+BBBC030 = full_bbbc030() or Path("/nonexistent/bbbc030")
 
 
 def gray(shape=(20, 30), dtype=np.uint8, seed=0):

@@ -8,6 +8,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
+from bbbc030_data import full_bbbc030
 from napari_cytounet.core.errors import ConfigError, DataError
 from napari_cytounet.core.io import write_image, write_labels
 from napari_cytounet.core.quality import (
@@ -22,7 +23,7 @@ from napari_cytounet.core.quality import (
 )
 from napari_cytounet.core.synthetic import synthetic_cells
 
-BBBC030 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "bbbc030"
+BBBC030 = full_bbbc030() or Path("/nonexistent/bbbc030")
 needs_bbbc030 = pytest.mark.skipif(not BBBC030.is_dir(), reason="shared BBBC030 data not available")
 
 

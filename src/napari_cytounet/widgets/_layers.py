@@ -164,6 +164,41 @@ def _fit_dtype(array: np.ndarray, dtype: Any) -> np.ndarray:
     return array.astype(np.result_type(array.dtype, dtype), copy=False)
 
 
+def _put_layer(
+    viewer: Any,
+    kind: str,
+    name: str,
+    data: np.ndarray,
+    source: Any,
+    index: tuple[int, ...] | None,
+    tag: dict[str, Any] | None,
+    **kwargs: Any,
+) -> Any:
+    """Create the ``kind`` ("labels" or "image") layer ``name`` or update it in place."""
+    from napari.layers import Image, Labels
+
+    layer = find_layer(viewer, name, Labels if kind == "labels" else Image)
+    full_shape = spatial_shape(source)
+    if index is not None and len(full_shape) > 2:
+        if layer is not None and tuple(layer.data.shape) == full_shape:
+            full = _fit_dtype(np.array(layer.data, copy=True), data.dtype)
+        else:
+            full = np.zeros(full_shape, data.dtype)
+        full[index] = data
+        data = full
+    geometry = _geometry(source)
+    if layer is None:
+        add = viewer.add_labels if kind == "labels" else viewer.add_image
+        layer = add(data, name=name, **geometry, **kwargs)
+    else:
+        layer.data = data
+        layer.scale = geometry["scale"]
+        layer.translate = geometry["translate"]
+    if tag is not None:
+        layer.metadata[META_KEY] = dict(tag)
+    return layer
+
+
 def put_labels(
     viewer: Any,
     name: str,
@@ -180,27 +215,7 @@ def put_labels(
     ``source`` (created with zeros if needed). The layer gets ``source``'s scale
     and translate.
     """
-    from napari.layers import Labels
-
-    layer = find_layer(viewer, name, Labels)
-    full_shape = spatial_shape(source)
-    if index is not None and len(full_shape) > 2:
-        if layer is not None and tuple(layer.data.shape) == full_shape:
-            full = _fit_dtype(np.array(layer.data, copy=True), data.dtype)
-        else:
-            full = np.zeros(full_shape, data.dtype)
-        full[index] = data
-        data = full
-    geometry = _geometry(source)
-    if layer is None:
-        layer = viewer.add_labels(data, name=name, **geometry, **kwargs)
-    else:
-        layer.data = data
-        layer.scale = geometry["scale"]
-        layer.translate = geometry["translate"]
-    if tag is not None:
-        layer.metadata[META_KEY] = dict(tag)
-    return layer
+    return _put_layer(viewer, "labels", name, data, source, index, tag, **kwargs)
 
 
 def put_image(
@@ -214,27 +229,7 @@ def put_image(
     **kwargs: Any,
 ) -> Any:
     """Create the Image layer ``name`` or update it in place (see :func:`put_labels`)."""
-    from napari.layers import Image
-
-    layer = find_layer(viewer, name, Image)
-    full_shape = spatial_shape(source)
-    if index is not None and len(full_shape) > 2:
-        if layer is not None and tuple(layer.data.shape) == full_shape:
-            full = np.array(layer.data, copy=True)
-        else:
-            full = np.zeros(full_shape, data.dtype)
-        full[index] = data
-        data = full
-    geometry = _geometry(source)
-    if layer is None:
-        layer = viewer.add_image(data, name=name, **geometry, **kwargs)
-    else:
-        layer.data = data
-        layer.scale = geometry["scale"]
-        layer.translate = geometry["translate"]
-    if tag is not None:
-        layer.metadata[META_KEY] = dict(tag)
-    return layer
+    return _put_layer(viewer, "image", name, data, source, index, tag, **kwargs)
 
 
 def as_scribbles(labels: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ from ._scroll import ScrollingDock
 from ._session import session_for
 from ._settings import bind, get_settings
 from ._tf import import_tensorflow
-from ._train import ModelLoaded, format_record, save_job
+from ._train import ModelLoaded, format_record, remember_saved, save_job, save_target
 
 if TYPE_CHECKING:
     import napari
@@ -152,13 +152,9 @@ class ModelWidget(ScrollingDock):
             return False
         if self._runner.running:
             return False
-        path = Path(path) if path is not None else self._save_path.value
-        if not path or str(path) in ("", ".") or Path(path).is_dir():
-            show_error("Choose a file name to save the model to (e.g. cells.keras).")
+        path = save_target(path if path is not None else self._save_path.value)
+        if path is None:
             return False
-        path = Path(path)
-        if path.suffix != ".keras":
-            path = path.with_name(path.name + ".keras")
         self._save_path.value = path
         self._save_btn.enabled = False
         self._runner.start(save_job, bundle, path, on_event=self._on_saved, on_done=self._on_done)
@@ -168,9 +164,7 @@ class ModelWidget(ScrollingDock):
         if isinstance(event, Failed):
             notify_exception(event.error, "Saving the model", event.details)
             return
-        self._session.remember_file(event)
-        get_settings().set("model", "folder", str(Path(event).parent))
-        show_info(f"Saved the model to {event}")
+        remember_saved(self._session, event)
 
     def _on_done(self) -> None:
         self._load_btn.enabled = True

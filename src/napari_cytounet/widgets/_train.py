@@ -134,6 +134,23 @@ def save_job(bundle: Any, path: Path):
     yield save_bundle(bundle, path)
 
 
+def save_target(value: Any) -> Path | None:
+    """The ``.keras`` path to save to from a file field's value; ``None`` (and a notification)
+    when no file name was chosen."""
+    path = Path(value) if value else None
+    if path is None or str(path) in ("", ".") or path.is_dir():
+        show_error("Choose a file name to save the model to (e.g. cells.keras).")
+        return None
+    return path if path.suffix == ".keras" else path.with_name(path.name + ".keras")
+
+
+def remember_saved(session: Any, path: Path) -> None:
+    """After a save: the current model is that file's content; its folder is remembered."""
+    get_settings().set("model", "folder", str(Path(path).parent))
+    session.remember_file(path)
+    show_info(f"Saved the model to {path}")
+
+
 def format_record(bundle: Any) -> str:
     """The training record of a bundle as text: description, settings, data, history."""
     record = bundle.record()
@@ -719,13 +736,9 @@ class TrainWidget(ScrollingDock):
             return False
         if self._saver.running:
             return False
-        path = Path(path) if path is not None else self._save_path.value
-        if not path or str(path) in ("", ".") or Path(path).is_dir():
-            show_error("Choose a file name to save the model to (e.g. cells.keras).")
+        path = save_target(path if path is not None else self._save_path.value)
+        if path is None:
             return False
-        path = Path(path)
-        if path.suffix != ".keras":
-            path = path.with_name(path.name + ".keras")
         self._save_path.value = path
         self._save_btn.enabled = False
         self._status.value = f"Saving {path.name}…"
@@ -739,10 +752,8 @@ class TrainWidget(ScrollingDock):
             notify_exception(event.error, "Saving the model", event.details)
             self._status.value = "Saving failed: see the notification."
             return
-        get_settings().set("model", "folder", str(Path(event).parent))
-        self._session.remember_file(event)
+        remember_saved(self._session, event)
         self._status.value = f"Saved the model to {event}."
-        show_info(f"Saved the model to {event}")
 
     def _on_record_clicked(self, *_: Any) -> None:
         if self._session.bundle is None:
