@@ -30,7 +30,7 @@ from ._scroll import ScrollingDock
 from ._session import session_for
 from ._settings import bind, get_settings
 from ._tf import import_tensorflow
-from ._train import ModelLoaded, format_record, remember_saved, save_job, save_target
+from ._train import ModelLoaded, format_record, start_save
 
 if TYPE_CHECKING:
     import napari
@@ -146,25 +146,18 @@ class ModelWidget(ScrollingDock):
 
     def save(self, path: str | Path | None = None) -> bool:
         """Save the current model to ``path`` (default: the 'Save as' field), atomically."""
-        bundle = self._session.bundle
-        if bundle is None:
-            show_error("There is no current model to save: train or load one first.")
+        target = start_save(
+            self._session,
+            self._runner,
+            path if path is not None else self._save_path.value,
+            on_saved=lambda _: None,
+            on_done=self._on_done,
+        )
+        if target is None:
             return False
-        if self._runner.running:
-            return False
-        path = save_target(path if path is not None else self._save_path.value)
-        if path is None:
-            return False
-        self._save_path.value = path
+        self._save_path.value = target
         self._save_btn.enabled = False
-        self._runner.start(save_job, bundle, path, on_event=self._on_saved, on_done=self._on_done)
         return True
-
-    def _on_saved(self, event: Any) -> None:
-        if isinstance(event, Failed):
-            notify_exception(event.error, "Saving the model", event.details)
-            return
-        remember_saved(self._session, event)
 
     def _on_done(self) -> None:
         self._load_btn.enabled = True

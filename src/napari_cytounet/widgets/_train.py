@@ -144,11 +144,44 @@ def save_target(value: Any) -> Path | None:
     return path if path.suffix == ".keras" else path.with_name(path.name + ".keras")
 
 
-def remember_saved(session: Any, path: Path) -> None:
-    """After a save: the current model is that file's content; its folder is remembered."""
-    get_settings().set("model", "folder", str(Path(path).parent))
-    session.remember_file(path)
-    show_info(f"Saved the model to {path}")
+def start_save(
+    session: Any,
+    runner: JobRunner,
+    value: Any,
+    *,
+    on_saved: Any,
+    on_done: Any,
+) -> Path | None:
+    """Save the session's current model to the file named by ``value`` in ``runner``.
+
+    Returns the target path, or ``None`` (with a notification where useful) when
+    there is nothing to save, a save is running or no file name was chosen.
+    ``on_saved`` is called with the saved path, or ``None`` if saving failed
+    (already notified); afterwards the model is known to be that file's content
+    and its folder is remembered.
+    """
+    bundle = session.bundle
+    if bundle is None:
+        show_error("There is no current model to save: train or load one first.")
+        return None
+    if runner.running:
+        return None
+    path = save_target(value)
+    if path is None:
+        return None
+
+    def _on_event(event: Any) -> None:
+        if isinstance(event, Failed):
+            notify_exception(event.error, "Saving the model", event.details)
+            on_saved(None)
+            return
+        get_settings().set("model", "folder", str(Path(event).parent))
+        session.remember_file(event)
+        show_info(f"Saved the model to {event}")
+        on_saved(event)
+
+    runner.start(save_job, bundle, path, on_event=_on_event, on_done=on_done)
+    return path
 
 
 def format_record(bundle: Any) -> str:
@@ -730,30 +763,25 @@ class TrainWidget(ScrollingDock):
 
     def save(self, path: str | Path | None = None) -> bool:
         """Save the current model to ``path`` (default: the 'Save as' field) in a worker."""
-        bundle = self._session.bundle
-        if bundle is None:
-            show_error("There is no model to save yet: train one first.")
-            return False
-        if self._saver.running:
-            return False
-        path = save_target(path if path is not None else self._save_path.value)
-        if path is None:
-            return False
-        self._save_path.value = path
-        self._save_btn.enabled = False
-        self._status.value = f"Saving {path.name}…"
-        self._saver.start(
-            save_job, bundle, path, on_event=self._on_saved, on_done=self._on_session_changed
+        target = start_save(
+            self._session,
+            self._saver,
+            path if path is not None else self._save_path.value,
+            on_saved=self._on_saved,
+            on_done=self._on_session_changed,
         )
+        if target is None:
+            return False
+        self._save_path.value = target
+        self._save_btn.enabled = False
+        self._status.value = f"Saving {target.name}…"
         return True
 
-    def _on_saved(self, event: Any) -> None:
-        if isinstance(event, Failed):
-            notify_exception(event.error, "Saving the model", event.details)
+    def _on_saved(self, path: Path | None) -> None:
+        if path is None:
             self._status.value = "Saving failed: see the notification."
-            return
-        remember_saved(self._session, event)
-        self._status.value = f"Saved the model to {event}."
+        else:
+            self._status.value = f"Saved the model to {path}."
 
     def _on_record_clicked(self, *_: Any) -> None:
         if self._session.bundle is None:
