@@ -4,10 +4,12 @@ Nothing here is an algorithm: these helpers pick the right array out of a layer
 (first level of a multiscale image, channels last for RGB), split stacks into
 the annotated 2D planes the core trains on, and create or update output layers
 in place so that re-running a widget never piles up layers. Output layers keep
-the source layer's ``scale`` and ``translate``.
+the source layer's geometry.
 
 Output layers are named after their image (``"cells segmentation"``,
-``"cells probability"``, ``"cells corrections"``); see :func:`output_name`.
+``"cells probability"``, ``"cells corrections"``; see :func:`output_name`) and found again by the
+tag in their metadata (:func:`find_output`), never by name alone. They keep the image's whole
+geometry (scale, translate, rotate, shear, affine, units, axis labels).
 """
 
 from __future__ import annotations
@@ -18,6 +20,28 @@ from typing import Any
 import numpy as np
 
 from napari_cytounet.core.errors import DataError
+from napari_cytounet.core.labels import (  # re-exported: the widgets' array helpers live in core
+    annotated_planes,
+    as_scribbles,
+    edited_planes,
+    fit_dtype,
+    merge_corrections,
+)
+
+__all__ = [
+    "annotated_planes",
+    "as_scribbles",
+    "check_pair",
+    "edited_planes",
+    "find_layer",
+    "find_output",
+    "layer_array",
+    "merge_corrections",
+    "output_name",
+    "put_image",
+    "put_labels",
+    "training_pairs",
+]
 
 #: Suffixes of the layers the widgets create.
 SEGMENTATION = "segmentation"
@@ -88,16 +112,6 @@ def _plane_name(name: str, index: tuple[int, ...]) -> str:
     return f"{name} [plane {','.join(str(i) for i in index)}]"
 
 
-def annotated_planes(labels: Any) -> list[tuple[int, ...]]:
-    """Indices over the leading axes of the planes that hold any nonzero label."""
-    labels = np.asarray(labels)
-    if labels.ndim == 2:
-        return [()] if labels.any() else []
-    axes = tuple(range(labels.ndim - 2, labels.ndim))
-    found = np.asarray(labels != 0).any(axis=axes)
-    return [tuple(int(i) for i in idx) for idx in np.argwhere(found)]
-
-
 def training_pairs(
     image_layer: Any,
     labels_layer: Any,
@@ -156,12 +170,56 @@ def find_layer(viewer: Any, name: str, kind: type | None = None) -> Any:
     return None
 
 
-def _geometry(source: Any) -> dict[str, Any]:
-    return {"scale": tuple(source.scale), "translate": tuple(source.translate)}
+#: Layer attributes that place data in the world; outputs copy all of them from their image.
+GEOMETRY = ("scale", "translate", "rotate", "shear", "affine", "units", "axis_labels")
 
 
-def _fit_dtype(array: np.ndarray, dtype: Any) -> np.ndarray:
-    return array.astype(np.result_type(array.dtype, dtype), copy=False)
+def geometry(source: Any) -> dict[str, Any]:
+    """The whole world placement of ``source``: scale, translate, rotate, shear, affine, units
+    and axis labels (those this napari version has), ready to pass to ``add_labels``."""
+    found = {}
+    for name in GEOMETRY:
+        value = getattr(source, name, None)
+        if value is None:
+            continue
+        if name == "affine":
+            value = value.affine_matrix
+        elif name in ("rotate", "shear"):
+            value = np.asarray(value)
+        else:
+            value = tuple(value)
+        found[name] = value
+    return found
+
+
+def _tag_of(layer: Any) -> dict[str, Any]:
+    tag = getattr(layer, "metadata", {}).get(META_KEY)
+    return tag if isinstance(tag, dict) else {}
+
+
+def find_output(viewer: Any, image: Any, role: str, kind: type | None = None) -> Any:
+    """The output layer of ``role`` (``"segmentation"``...) made from ``image``, or ``None``.
+
+    Outputs are found by the tag the widgets put in their metadata, not by name: a layer of
+    the user's that happens to be called ``"cells segmentation"`` is never taken for ours
+    (and never overwritten), and renaming an output or its image does not lose it.
+    """
+    image_id = str(getattr(image, "unique_id", ""))
+    by_name = None
+    for layer in viewer.layers:
+        tag = _tag_of(layer)
+        if tag.get("role") != role or (kind is not None and not isinstance(layer, kind)):
+            continue
+        if image_id and tag.get("image_id") == image_id:
+            return layer
+        if by_name is None and not tag.get("image_id") and tag.get("image") == image.name:
+            by_name = layer  # tagged by an older version, before image ids
+    return by_name
+
+
+def output_tag(image: Any, role: str) -> dict[str, Any]:
+    """The metadata tag of an output of ``role`` made from ``image`` (see :func:`find_output`)."""
+    return {"role": role, "image": image.name, "image_id": str(getattr(image, "unique_id", ""))}
 
 
 def _put_layer(
@@ -177,26 +235,40 @@ def _put_layer(
     """Create the ``kind`` ("labels" or "image") layer ``name`` or update it in place."""
     from napari.layers import Image, Labels
 
-    layer = find_layer(viewer, name, Labels if kind == "labels" else Image)
+    layer_type = Labels if kind == "labels" else Image
+    role = (tag or {}).get("role")
+    layer = find_output(viewer, source, role, layer_type) if role else None
     full_shape = spatial_shape(source)
     if index is not None and len(full_shape) > 2:
+        if _write_plane(layer, index, data, full_shape):
+            return layer
+        full = np.zeros(full_shape, data.dtype)
         if layer is not None and tuple(layer.data.shape) == full_shape:
-            full = _fit_dtype(np.array(layer.data, copy=True), data.dtype)
-        else:
-            full = np.zeros(full_shape, data.dtype)
+            full = fit_dtype(np.array(layer.data, copy=True), data.dtype)
         full[index] = data
         data = full
-    geometry = _geometry(source)
+    placement = geometry(source)
     if layer is None:
         add = viewer.add_labels if kind == "labels" else viewer.add_image
-        layer = add(data, name=name, **geometry, **kwargs)
+        layer = add(data, name=name, **placement, **kwargs)
     else:
         layer.data = data
-        layer.scale = geometry["scale"]
-        layer.translate = geometry["translate"]
+        for attribute, value in placement.items():
+            setattr(layer, attribute, value)
     if tag is not None:
         layer.metadata[META_KEY] = dict(tag)
     return layer
+
+
+def _write_plane(layer: Any, index: tuple[int, ...], data: np.ndarray, shape: tuple) -> bool:
+    """Write one plane into an existing output stack in place (no copy of the stack)."""
+    if layer is None or tuple(layer.data.shape) != shape or not isinstance(layer.data, np.ndarray):
+        return False
+    if np.result_type(layer.data.dtype, data.dtype) != layer.data.dtype:
+        return False  # the stack's dtype cannot hold the new values: copy into a wider one
+    layer.data[index] = data
+    layer.refresh()
+    return True
 
 
 def put_labels(
@@ -230,47 +302,3 @@ def put_image(
 ) -> Any:
     """Create the Image layer ``name`` or update it in place (see :func:`put_labels`)."""
     return _put_layer(viewer, "image", name, data, source, index, tag, **kwargs)
-
-
-def as_scribbles(labels: np.ndarray) -> np.ndarray:
-    """A dense mask in scribble coding: every pixel annotated, 1 = background, 2 = cell."""
-    labels = np.asarray(labels)
-    return np.where(labels != 0, 2, 1).astype(np.uint8)
-
-
-def merge_corrections(
-    current: np.ndarray,
-    predicted: np.ndarray | None,
-    previous: np.ndarray | None = None,
-    previous_edits: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Combine the user's latest edits with the earlier ones; returns ``(corrections, edits)``.
-
-    ``current`` is the segmentation layer as the user left it and ``predicted``
-    what the model wrote there; pixels that differ are the new edits. Earlier
-    edits (``previous_edits``, with their values in ``previous``) that the user
-    has not touched again are kept, so no edit is ever lost to a later
-    prediction. Without ``predicted`` the whole layer counts as edited.
-    """
-    current = np.asarray(current)
-    if predicted is None or np.shape(predicted) != current.shape:
-        edits = np.ones(current.shape, bool)
-    else:
-        edits = current != np.asarray(predicted)
-    corrections = np.array(current, copy=True)
-    if (
-        previous is not None
-        and previous_edits is not None
-        and np.shape(previous) == current.shape
-        and np.shape(previous_edits) == current.shape
-    ):
-        keep = previous_edits & ~edits
-        corrections = _fit_dtype(corrections, np.asarray(previous).dtype)
-        corrections[keep] = np.asarray(previous)[keep]
-        edits = edits | previous_edits
-    return corrections, edits
-
-
-def edited_planes(edits: np.ndarray) -> list[tuple[int, ...]]:
-    """Leading indices of the planes of a stack in which the user changed anything."""
-    return annotated_planes(np.asarray(edits))

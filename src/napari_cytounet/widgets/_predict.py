@@ -302,7 +302,7 @@ class PredictWidget(ScrollingDock):
             show_warning(f"The image {image.name!r} was removed; the segmentation is not shown.")
             return
         seg_name = _layers.output_name(image.name, _layers.SEGMENTATION)
-        existing = _layers.find_layer(self._viewer, seg_name, Labels)
+        existing = _layers.find_output(self._viewer, image, _layers.SEGMENTATION, Labels)
         if existing is not None:
             self.keep_edits(image, existing)
         labels = np.asarray(event.labels)
@@ -312,7 +312,7 @@ class PredictWidget(ScrollingDock):
             labels,
             image,
             index=index,
-            tag={"role": "segmentation", "image": image.name},
+            tag=_layers.output_tag(image, _layers.SEGMENTATION),
         )
         record = self._session.records.get(image.name)
         self._session.records[image.name] = PredictionRecord(
@@ -327,7 +327,7 @@ class PredictWidget(ScrollingDock):
                 probs,
                 image,
                 index=index,
-                tag={"role": "probability", "image": image.name},
+                tag=_layers.output_tag(image, _layers.PROBABILITY),
                 colormap="magma",
                 contrast_limits=(0.0, 1.0),
                 blending="additive",
@@ -358,7 +358,7 @@ class PredictWidget(ScrollingDock):
         current = np.asarray(segmentation.data)
         predicted = record.prediction if record is not None else None
         corr_name = _layers.output_name(image.name, _layers.CORRECTIONS)
-        corr_layer = _layers.find_layer(self._viewer, corr_name, Labels)
+        corr_layer = _layers.find_output(self._viewer, image, _layers.CORRECTIONS, Labels)
         unchanged = (
             predicted is not None
             and predicted.shape == current.shape
@@ -394,7 +394,7 @@ class PredictWidget(ScrollingDock):
             corr_name,
             corrections,
             image,
-            tag={"role": "corrections", "image": image.name},
+            tag=_layers.output_tag(image, _layers.CORRECTIONS),
             visible=False,
         )
         if not required:
@@ -422,7 +422,7 @@ class PredictWidget(ScrollingDock):
         if bundle is None:
             raise ModelError("There is no current model to retrain: train or load one first.")
         seg_name = _layers.output_name(image.name, _layers.SEGMENTATION)
-        segmentation = _layers.find_layer(self._viewer, seg_name, Labels)
+        segmentation = _layers.find_output(self._viewer, image, _layers.SEGMENTATION, Labels)
         if segmentation is None:
             raise DataError(
                 f"There is no {seg_name!r} layer: predict {image.name!r} first, fix the result "

@@ -229,7 +229,7 @@ class ScoreWidget(ScrollingDock):
                 name,
                 errors,
                 pred,
-                tag={"role": "errors", "prediction": pred.name},
+                tag=_layers.output_tag(pred, _layers.ERRORS),
                 opacity=0.8,
             )
             layer.colormap = DirectLabelColormap(color_dict=ERROR_COLORS)
