@@ -391,12 +391,22 @@ def iter_segment(
     tile_size: int | None = DEFAULT_TILE_SIZE,
     overlap: int | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    precision: str = "auto",
+    jit: bool | None = None,
 ) -> Iterator[PredictionProgress | PredictionFinished]:
     """Predict and post-process, yielding progress and finally :class:`PredictionFinished`.
 
-    The final event holds ``probabilities`` (float32) and ``labels`` (uint8 mask,
-    int32 instance labels, or a class map for multi-class models) with the
-    input's leading and spatial shape.
+    This is the one prediction path of the widgets, the CLI and the demo. The final event
+    holds ``probabilities`` (float32) and ``labels`` (uint8 mask, int32 instance labels, or
+    a class map for multi-class models) with the input's leading and spatial shape.
+    ``precision`` and ``jit`` are as in :func:`predict_probabilities`.
+
+    Examples
+    --------
+    >>> for event in iter_segment(bundle, image, min_size=50):  # doctest: +SKIP
+    ...     print(type(event).__name__)
+    PredictionProgress
+    PredictionFinished
     """
     from .postprocess import postprocess
 
@@ -409,6 +419,8 @@ def iter_segment(
         tile_size=tile_size,
         overlap=overlap,
         batch_size=batch_size,
+        precision=precision,
+        jit=jit,
     ):
         if isinstance(item, PredictionProgress):
             yield item
