@@ -25,6 +25,7 @@ from napari_cytounet.core.errors import CytoUNetError
 _log = logging.getLogger("napari_cytounet")
 
 __all__ = [
+    "LABEL_MODES",
     "Failed",
     "JobRunner",
     "format_seconds",
@@ -36,6 +37,12 @@ __all__ = [
     "show_warning",
     "wrap_text",
 ]
+
+#: The label modes of the Train and Quality check widgets: (shown text, value).
+LABEL_MODES = (
+    ("dense masks (0 = background)", "dense"),
+    ("scribbles (1 = bg, 2 = cell)", "scribbles"),
+)
 
 
 @dataclass(frozen=True)
