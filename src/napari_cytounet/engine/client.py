@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import queue
+import re
 import secrets
 import subprocess
 import sys
@@ -46,6 +47,25 @@ def _child_env() -> dict[str, str]:
     return env
 
 
+#: TensorFlow's start-up chatter that its log level does not silence (absl info and warnings
+#: written before absl is initialised, CUDA probing on machines without a GPU driver).
+_NOISE = re.compile(
+    r"^(?:[IW]\d{4} |WARNING: All log messages before absl|E\d{4} .*(?:cuInit|cuda_platform))"
+)
+
+
+def _forward_stderr(stream: Any) -> None:
+    """Copy the engine's stderr to ours (its errors and crash reports), without TF's noise."""
+    for raw in iter(stream.readline, b""):
+        line = raw.decode(errors="replace")
+        if _NOISE.match(line) or sys.stderr is None:
+            continue
+        with contextlib.suppress(Exception):
+            sys.stderr.write(line)
+            sys.stderr.flush()
+    stream.close()
+
+
 class _Process:
     """One running engine process and its connection."""
 
@@ -59,8 +79,12 @@ class _Process:
             [sys.executable, "-m", "napari_cytounet.engine", str(self.listener.address)],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
             env=_child_env(),
         )
+        threading.Thread(
+            target=_forward_stderr, args=(self.popen.stderr,), daemon=True, name="engine-stderr"
+        ).start()
         assert self.popen.stdin is not None
         self.popen.stdin.write(authkey.hex().encode() + b"\n")
         self.popen.stdin.close()
