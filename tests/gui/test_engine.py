@@ -8,7 +8,6 @@ import signal
 import sys
 import time
 
-import numpy as np
 import psutil
 import pytest
 from gui_helpers import (
@@ -169,13 +168,15 @@ def test_stress_load_predict_train_stop_predict_retrain(viewer, qtbot, notes, tm
     tiny_settings(train, epochs=1000, steps=2)
     predict._retrain_epochs.value = 1
     session = train._session
-    t0 = time.perf_counter()
-    engines = _engine_children()
-    for i in range(rounds):
-        assert model.load(path)
-        wait_idle(qtbot, model, timeout=60_000)
-        assert predict.predict(use_current=True)
-        wait_idle(qtbot, predict, timeout=60_000)
+    phases: dict[str, list[float]] = {}
+
+    def timed(name: str, start, widget) -> None:
+        t = time.perf_counter()
+        assert start()
+        wait_idle(qtbot, widget, timeout=60_000)
+        phases.setdefault(name, []).append(time.perf_counter() - t)
+
+    def train_and_stop() -> bool:
         train._start_from.value = "new"
         assert train.start()
         batches: list = []
@@ -184,19 +185,29 @@ def test_stress_load_predict_train_stop_predict_retrain(viewer, qtbot, notes, tm
         )
         qtbot.waitUntil(lambda b=batches: bool(b), timeout=60_000)
         train.stop()
-        wait_idle(qtbot, train, timeout=60_000)
+        return True
+
+    t0 = time.perf_counter()
+    engines = _engine_children()
+    for i in range(rounds):
+        timed("load", lambda: model.load(path), model)
+        timed("predict", lambda: predict.predict(use_current=True), predict)
+        timed("train+stop", train_and_stop, train)
         assert train.last_result is not None and train.last_result.reason == "stopped"
-        assert predict.predict(use_current=True)
-        wait_idle(qtbot, predict, timeout=60_000)
+        timed("predict", lambda: predict.predict(use_current=True), predict)
         seg = viewer.layers["cells segmentation"]
-        seg.data = np.where(np.arange(seg.data.size).reshape(seg.data.shape) % 97 == i, 1, seg.data)
-        assert predict.retrain()
-        wait_idle(qtbot, predict, timeout=60_000)  # retrains, then predicts again
+        seg.brush_size, seg.selected_label = 7, 1
+        seg.paint((16 + i % 32, 40), 1)  # a correction with napari's brush
+        timed("retrain+predict", predict.retrain, predict)  # retrains, then predicts again
         wait_idle(qtbot, predict, timeout=60_000)
         assert not notes.errors, (i, notes.errors)
         assert predict.last_training is not None and session.bundle is not None
         assert len(_engine_children()) <= 1, f"round {i}: {_engine_children()}"
     seconds = time.perf_counter() - t0
-    print(f"\n[stress] {rounds} rounds of load/predict/train/stop/predict/retrain: {seconds:.1f} s")
+    medians = ", ".join(f"{k} {sorted(v)[len(v) // 2]:.2f} s" for k, v in phases.items())
+    print(
+        f"\n[stress] {rounds} rounds of load/predict/train/stop/predict/retrain: {seconds:.1f} s; "
+        f"median per phase: {medians}"
+    )
     assert [p.pid for p in _engine_children()] == [p.pid for p in engines]  # no restart
     assert predict.predictions == 3 * rounds and image.shape == (64, 64)
