@@ -7,6 +7,7 @@ Run with ``-s`` to see the measured event-loop stalls.
 from __future__ import annotations
 
 import gc
+import os
 import time
 
 import pytest
@@ -17,6 +18,17 @@ pytestmark = pytest.mark.gui
 #: Longest acceptable gap between two 10 ms timer ticks, from pressing Train (the engine's
 #: start, TensorFlow's import in it, included) to the end of training.
 MAX_STALL_S = 0.1
+#: The limit on a machine so overloaded (load average over twice its CPUs) that the operating
+#: system alone leaves napari's main thread unscheduled for longer than MAX_STALL_S.
+MAX_STALL_OVERLOADED_S = 0.25
+
+
+def stall_limit() -> tuple[float, str]:
+    """The stall limit for this machine now, and why."""
+    load, cpus = os.getloadavg()[0], os.cpu_count() or 1
+    if load > 2 * cpus:
+        return MAX_STALL_OVERLOADED_S, f"load average {load:.1f} on {cpus} CPUs: overloaded"
+    return MAX_STALL_S, f"load average {load:.1f} on {cpus} CPUs"
 
 
 class TickRecorder:
@@ -88,6 +100,7 @@ def test_default_model_training_keeps_the_event_loop_responsive(viewer, qtbot, n
             marks["last batch"] = time.perf_counter()
 
     _engine_kept.shutdown()  # measure with the engine's start-up (TensorFlow's import) included
+    gc.collect()  # the test's own garbage (viewers made so far) is not the engine's doing
     recorder = TickRecorder()
     renders = widget._plot.renders
     recorder.start()
@@ -109,6 +122,7 @@ def test_default_model_training_keeps_the_event_loop_responsive(viewer, qtbot, n
     overall, overall_at = recorder.max_gap()
     after, after_at = recorder.max_gap(since=marks["first batch"])
     gc_pause, gc_generation = recorder.longest_gc(since=marks["first batch"])
+    gc_all, gc_all_generation = recorder.longest_gc()
     print(
         f"\n[responsiveness] default model (depth {unet.depth}, {unet.base_filters} filters, "
         f"patch {config.patch_size}, batch {config.batch_size}, {config.steps_per_epoch} batches "
@@ -120,11 +134,14 @@ def test_default_model_training_keeps_the_event_loop_responsive(viewer, qtbot, n
         f"{1000 * overall:.0f} ms overall (ending at {overall_at - t0:.1f} s), "
         f"{1000 * after:.0f} ms after the first batch (ending at {after_at - t0:.1f} s); "
         f"longest garbage-collector pause after the first batch {1000 * gc_pause:.0f} ms "
-        f"(generation {gc_generation})"
+        f"(generation {gc_generation}), overall {1000 * gc_all:.0f} ms (generation "
+        f"{gc_all_generation})"
     )
-    assert overall < MAX_STALL_S, (
+    limit, why = stall_limit()
+    print(f"[responsiveness] limit {1000 * limit:.0f} ms ({why})")
+    assert overall < limit, (
         f"the event loop stalled {1000 * overall:.0f} ms (ending at {overall_at - t0:.1f} s; "
-        f"limit {1000 * MAX_STALL_S:.0f} ms)"
+        f"limit {1000 * limit:.0f} ms, {why})"
     )
 
 
