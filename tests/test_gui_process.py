@@ -31,6 +31,10 @@ def test_gui_tests_in_their_own_process(pytestconfig, capsys):
         command += ["-m", pytestconfig.option.markexpr]
     if pytestconfig.option.maxfail:
         command += [f"--maxfail={pytestconfig.option.maxfail}"]
+    if pytestconfig.option.capture == "no":
+        command += ["-s"]
+    if pytestconfig.option.durations:
+        command += [f"--durations={pytestconfig.option.durations}"]
     env = dict(os.environ, CYTOUNET_GUI_CHILD="1")
     with capsys.disabled():
         print(f"\n--- GUI tests in their own process: {' '.join(command[1:])}", flush=True)
