@@ -47,7 +47,7 @@ def engine():
 
 
 def test_bundle_pickles_as_weights_and_keeps_its_uid(tiny_unet, make_bundle):
-    from napari_cytounet.core.bundle import format_record
+    from napari_cytounet.core.records import format_record
 
     bundle = make_bundle(tiny_unet, name="tiny")
     copy = pickle.loads(pickle.dumps(bundle))

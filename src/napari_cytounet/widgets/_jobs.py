@@ -145,7 +145,8 @@ def save_target(value: Any) -> Path | None:
 
 def _not_a_model(path: Path) -> Path | None:
     """The file that saving to ``path`` would replace although it is no model (or its record)."""
-    from napari_cytounet.core.bundle import is_model_file, is_record_file, record_path
+    from napari_cytounet.core.bundle import record_path
+    from napari_cytounet.core.records import is_model_file, is_record_file
 
     if path.exists() and not is_model_file(path):
         return path

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import Container, FileEdit, Label, PushButton, TextEdit
 
-from napari_cytounet.core.bundle import format_record
 from napari_cytounet.core.errors import ModelError
+from napari_cytounet.core.records import format_record
 
 from ._common import (
     Failed,

@@ -30,8 +30,8 @@ from magicgui.widgets import (
     create_widget,
 )
 
-from napari_cytounet.core.bundle import format_record
 from napari_cytounet.core.errors import ConfigError, CytoUNetError, DataError, ModelError
+from napari_cytounet.core.records import format_record
 
 from . import _layers
 from ._common import (
