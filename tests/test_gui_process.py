@@ -25,7 +25,7 @@ pytestmark = pytest.mark.gui
 def test_gui_tests_in_their_own_process(pytestconfig, capsys):
     targets = gui_targets(pytestconfig)
     if not targets:
-        pytest.skip("the GUI tests run in this pytest process")
+        pytest.skip("no GUI tests to move: none in this run, or they run in this process")
     command = [sys.executable, "-m", "pytest", *targets, "-p", "no:cacheprovider", "-q"]
     if pytestconfig.option.markexpr:
         command += ["-m", pytestconfig.option.markexpr]
