@@ -175,12 +175,14 @@ class Engine:
         return proc is not None and not proc.dead and proc.popen.poll() is None
 
     def _ensure(self) -> Iterator[Any]:
+        if self.alive:
+            return
+        yield EngineStarting()  # never yield while holding the lock: the consumer may stop here
         with self._lock:
-            if self.alive:
+            if self.alive:  # another job started it meanwhile
                 return
             if self._proc is not None:
                 self._proc.kill()
-            yield EngineStarting()
             proc = _Process()
             threading.Thread(
                 target=self._dispatch, args=(proc,), daemon=True, name="cytounet-engine"
@@ -193,7 +195,7 @@ class Engine:
             self._proc = proc
             self.starts += 1
             self.last_start_seconds = time.perf_counter() - proc.started
-            yield EngineReady(self.last_start_seconds, proc.pid)
+        yield EngineReady(self.last_start_seconds, proc.pid)
 
     def _dispatch(self, proc: _Process) -> None:
         """Route the engine's messages to their jobs until its connection ends."""
