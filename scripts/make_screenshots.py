@@ -226,8 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     model_path.parent.mkdir(parents=True, exist_ok=True)
     random.seed(SEED)
 
-    # The viewer (and its OpenGL context) must exist before TensorFlow is imported, and
-    # TensorFlow must be imported with RTLD_DEEPBIND: see napari_cytounet/widgets/_tf.py.
+    # napari's process never imports TensorFlow: the widgets train and predict in the engine
+    # process (napari_cytounet.engine); training there is seeded by the widget (seed 0).
     import napari
     import numpy as np
 
@@ -235,12 +235,6 @@ def main(argv: list[str] | None = None) -> int:
     viewer.window.resize(*WINDOW)
     viewer.theme = "dark"
     pump(1.0)
-    from napari_cytounet.widgets._tf import import_tensorflow
-
-    import_tensorflow()
-    import keras
-
-    keras.utils.set_random_seed(SEED)  # training itself is seeded by the widget (seed 0)
     shoot = Shooter(viewer, args.out, args.only)
     docks: dict[str, object] = {}
 

@@ -7,48 +7,21 @@ prediction, bundle) inspect the same result instead of training again.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from gui_process import GUI_DIR, gui_targets, within
 
-@pytest.hookimpl(trylast=True)
-def pytest_configure(config):
-    """Open an OpenGL context, then import TensorFlow the way the widgets do.
 
-    TensorFlow ships its own LLVM; Mesa's OpenGL driver (what napari uses under
-    Xvfb) loads the system's. A process that imports TensorFlow first and opens
-    a napari canvas later crashes. The widgets avoid it by importing TensorFlow
-    only after napari is up, with ``RTLD_DEEPBIND``
-    (:mod:`napari_cytounet.widgets._tf`). In one pytest process the core test
-    modules import TensorFlow while they are collected, before any viewer
-    exists, so when a display is available (pytest-xvfb has started Xvfb by
-    now: this hook runs last) the GL driver is loaded first and TensorFlow
-    second, exactly as in napari. Without a display nothing happens here (the
-    GUI tests are then skipped by pytest-xvfb's absence of a screen anyway).
-    """
-    if not os.environ.get("DISPLAY") or os.environ.get("CYTOUNET_NO_GL_PRELOAD"):
-        return
-    try:
-        from napari._qt.qt_event_loop import get_qapp
-        from qtpy.QtGui import QOffscreenSurface, QOpenGLContext
-    except ImportError:  # no napari/Qt: core tests only
-        return
-    app = get_qapp()
-    context = QOpenGLContext()
-    surface = QOffscreenSurface()
-    if context.create():
-        surface.create()
-        context.makeCurrent(surface)
-        context.doneCurrent()
-    config._cytounet_gl = (app, context, surface)  # keep them alive for the whole run
-    from napari_cytounet.widgets._tf import import_tensorflow
-
-    import_tensorflow()
-    os.environ["CYTOUNET_GL_PRELOADED"] = "1"
+def pytest_ignore_collect(collection_path, config):
+    """Leave the GUI tests to their own process when this run also imports TensorFlow."""
+    if within(Path(collection_path), GUI_DIR) and gui_targets(config):
+        return True
+    return None
 
 
 def make_disks(

@@ -52,8 +52,10 @@ def test_light_core_modules_do_not_import_tensorflow():
         "bundle",
         "training",
         "predict",
+        "records",
     ]
     extra = "\n".join(f"import napari_cytounet.core.{m}" for m in modules)
+    extra += "\nimport napari_cytounet.engine, napari_cytounet.engine.jobs"
     extra += "\nnapari_cytounet.UNetConfig, napari_cytounet.TrainingConfig, napari_cytounet.train"
     assert probe(extra)["heavy"] == []
 

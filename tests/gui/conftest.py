@@ -3,13 +3,20 @@ settings redirected to a temporary folder, tiny models and small synthetic data.
 
 from __future__ import annotations
 
-import os
-import sys
-
 import pytest
-from gui_helpers import Notes, tiny_bundle
+from gui_helpers import ENGINE_KEEPER, Notes, tiny_bundle
 
-_state = {"viewer_made": False}
+
+@pytest.fixture(autouse=True, scope="session")
+def _engine_kept():
+    """One engine process for the whole GUI session; stopped at the end (no leak)."""
+    from napari_cytounet.engine import get_engine
+
+    engine = get_engine()
+    engine.hold(ENGINE_KEEPER)
+    yield engine
+    engine.release(ENGINE_KEEPER)
+    engine.shutdown()
 
 
 @pytest.fixture(autouse=True)
@@ -21,17 +28,7 @@ def _isolated(tmp_path, monkeypatch):
 
 @pytest.fixture
 def viewer(make_napari_viewer):
-    if (
-        not _state["viewer_made"]
-        and "tensorflow" in sys.modules
-        and not os.environ.get("CYTOUNET_GL_PRELOADED")
-    ):
-        pytest.skip(
-            "TensorFlow was imported before the first napari viewer (by another test module?). "
-            "Its LLVM then clashes with the OpenGL driver's and napari crashes; run the GUI "
-            "tests in their own process: python -m pytest tests/gui"
-        )
-    _state["viewer_made"] = True
+    """A real napari viewer (napari's process never imports TensorFlow: see the engine)."""
     return make_napari_viewer()
 
 

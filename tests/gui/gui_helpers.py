@@ -77,30 +77,47 @@ def tiny_settings(widget, *, epochs: int = 2, steps: int = 3) -> None:
     widget._epochs.value = epochs
 
 
+class _Keeper:
+    """Holds the engine between tests, as a second viewer would (one TensorFlow start)."""
+
+
+#: What holds the engine for the whole GUI session (see conftest's ``_engine_kept``).
+ENGINE_KEEPER = _Keeper()
+
 _MODEL_LOCK = threading.Lock()
 _MODELS: dict[int, Any] = {}
 
 
-def tiny_bundle(channels: int = 1):
-    """A tiny trained model (cached per session) for prediction tests."""
-    from napari_cytounet.widgets._tf import import_tensorflow
+def engine_job(job: str, **kwargs: Any) -> list[Any]:
+    """Run a job in the engine process and return its events (as the widgets' jobs do)."""
+    from napari_cytounet.engine import get_engine
 
-    import_tensorflow()  # as the widgets do: safe next to napari's OpenGL (see _tf.py)
+    return list(get_engine().run(job, **kwargs))
+
+
+def save_model(bundle: Any, path: Any) -> Any:
+    """Save ``bundle`` to ``path`` in the engine (this process never imports TensorFlow)."""
+    return engine_job("save", bundle=bundle, path=path)[-1].path
+
+
+def tiny_bundle(channels: int = 1):
+    """A tiny trained model (cached per session, trained in the engine) for prediction tests."""
     from napari_cytounet.core.config import TrainingConfig, UNetConfig
-    from napari_cytounet.core.training import train_model
+    from napari_cytounet.engine.jobs import TrainingRequest
 
     with _MODEL_LOCK:
         if channels not in _MODELS:
             image, labels = cells((64, 64))
             if channels > 1:
                 image = np.stack([image] * channels, axis=-1) * np.linspace(0.5, 1, channels)
-            result = train_model(
-                [image],
-                [labels],
-                TrainingConfig(
+            request = TrainingRequest(
+                images=[image],
+                labels=[labels],
+                names=["tiny"],
+                config=TrainingConfig(
                     epochs=2, steps_per_epoch=3, patch_size=32, batch_size=2, validation_patches=0
                 ),
-                UNetConfig(depth=2, base_filters=4, in_channels=channels),
+                unet=UNetConfig(depth=2, base_filters=4, in_channels=channels),
             )
-            _MODELS[channels] = result.bundle
+            _MODELS[channels] = engine_job("train", request=request)[-1].bundle
         return _MODELS[channels]

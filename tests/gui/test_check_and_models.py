@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gui_helpers import cells, dock, snapshot, tiny_bundle, tiny_settings, wait_idle
+from gui_helpers import (
+    cells,
+    dock,
+    save_model,
+    snapshot,
+    tiny_bundle,
+    tiny_settings,
+    wait_idle,
+)
 
 pytestmark = pytest.mark.gui
 
@@ -98,10 +106,9 @@ def test_train_refuses_outline_only_labels_unless_forced(viewer, qtbot, notes):
 
 
 def test_model_widget_load_save_and_corrupt_files(viewer, qtbot, notes, tmp_path):
-    from napari_cytounet.core.bundle import save_bundle
     from napari_cytounet.widgets._session import session_for
 
-    good = save_bundle(tiny_bundle(), tmp_path / "tiny.keras")
+    good = save_model(tiny_bundle(), tmp_path / "tiny.keras")
     session = session_for(viewer)
     widget = dock(viewer, "Model")
     assert "No model yet" in widget._summary.value

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gui_helpers import cells, dock, snapshot, tiny_bundle, wait_idle
+from gui_helpers import cells, dock, engine_job, save_model, snapshot, tiny_bundle, wait_idle
 
 pytestmark = pytest.mark.gui
 
 
 def _expected(bundle, image, **params):
-    """What the core segments for the same image and settings (the widget must show this)."""
-    from napari_cytounet.core.predict import iter_segment
+    """What the core segments for the same image and settings (the widget must show this).
 
-    *_, finished = iter_segment(bundle, image, **params)
-    return finished
+    Asked of the engine directly (this process never imports TensorFlow).
+    """
+    channel_axis = params.pop("channel_axis", None)
+    events = engine_job(
+        "predict", bundle=bundle, path=None, image=image, channel_axis=channel_axis, params=params
+    )
+    return events[-1]
 
 
 def _track_progress(widget) -> list[int]:
@@ -129,10 +133,9 @@ def test_rgb_image_with_a_three_channel_model(viewer, qtbot, notes):
 
 
 def test_model_from_a_file(viewer, qtbot, notes, tmp_path):
-    from napari_cytounet.core.bundle import save_bundle
     from napari_cytounet.widgets._session import session_for
 
-    path = save_bundle(tiny_bundle(), tmp_path / "tiny.keras")
+    path = save_model(tiny_bundle(), tmp_path / "tiny.keras")
     image, _ = cells((64, 64))
     viewer.add_image(image, name="cells")
     widget = dock(viewer, "Predict")

@@ -1,4 +1,5 @@
-"""The window stays responsive while the default model trains; closing the viewer stops training.
+"""The window stays responsive while the engine starts and the default model trains; closing the
+viewer stops training.
 
 Run with ``-s`` to see the measured event-loop stalls.
 """
@@ -6,6 +7,7 @@ Run with ``-s`` to see the measured event-loop stalls.
 from __future__ import annotations
 
 import gc
+import os
 import time
 
 import pytest
@@ -13,8 +15,20 @@ from gui_helpers import cells, dock, tiny_settings, wait_idle
 
 pytestmark = pytest.mark.gui
 
-#: Longest acceptable gap between two 10 ms timer ticks once training runs (after the first batch).
-MAX_STALL_S = 0.25
+#: Longest acceptable gap between two 10 ms timer ticks, from pressing Train (the engine's
+#: start, TensorFlow's import in it, included) to the end of training.
+MAX_STALL_S = 0.1
+#: The limit on a machine so overloaded (load average over twice its CPUs) that the operating
+#: system alone leaves napari's main thread unscheduled for longer than MAX_STALL_S.
+MAX_STALL_OVERLOADED_S = 0.25
+
+
+def stall_limit() -> tuple[float, str]:
+    """The stall limit for this machine now, and why."""
+    load, cpus = os.getloadavg()[0], os.cpu_count() or 1
+    if load > 2 * cpus:
+        return MAX_STALL_OVERLOADED_S, f"load average {load:.1f} on {cpus} CPUs: overloaded"
+    return MAX_STALL_S, f"load average {load:.1f} on {cpus} CPUs"
 
 
 class TickRecorder:
@@ -61,8 +75,9 @@ class TickRecorder:
         return max(pauses, default=(0.0, -1))
 
 
-def test_default_model_training_keeps_the_event_loop_responsive(viewer, qtbot, notes):
+def test_default_model_training_keeps_the_event_loop_responsive(viewer, qtbot, notes, _engine_kept):
     from napari_cytounet.core.events import BatchEnd, TrainingStarted
+    from napari_cytounet.engine import EngineReady
 
     image, labels = cells((192, 192))
     viewer.add_image(image, name="cells")
@@ -76,12 +91,16 @@ def test_default_model_training_keeps_the_event_loop_responsive(viewer, qtbot, n
     marks: dict[str, float] = {}
 
     def mark(event) -> None:
-        if isinstance(event, TrainingStarted):
+        if isinstance(event, EngineReady):
+            marks.setdefault("engine ready", time.perf_counter())
+        elif isinstance(event, TrainingStarted):
             marks.setdefault("started", time.perf_counter())
         elif isinstance(event, BatchEnd):
             marks.setdefault("first batch", time.perf_counter())
             marks["last batch"] = time.perf_counter()
 
+    _engine_kept.shutdown()  # measure with the engine's start-up (TensorFlow's import) included
+    gc.collect()  # the test's own garbage (viewers made so far) is not the engine's doing
     recorder = TickRecorder()
     renders = widget._plot.renders
     recorder.start()
@@ -98,26 +117,31 @@ def test_default_model_training_keeps_the_event_loop_responsive(viewer, qtbot, n
     result = widget.last_result
     assert result is not None and result.epochs_run == 2
     assert result.bundle.unet.depth == 4 and result.bundle.unet.base_filters == 16
-    assert "first batch" in marks
+    assert "first batch" in marks and "engine ready" in marks
 
     overall, overall_at = recorder.max_gap()
     after, after_at = recorder.max_gap(since=marks["first batch"])
     gc_pause, gc_generation = recorder.longest_gc(since=marks["first batch"])
+    gc_all, gc_all_generation = recorder.longest_gc()
     print(
         f"\n[responsiveness] default model (depth {unet.depth}, {unet.base_filters} filters, "
         f"patch {config.patch_size}, batch {config.batch_size}, {config.steps_per_epoch} batches "
         f"x {config.epochs} epochs): {len(recorder.ticks)} ticks in "
-        f"{recorder.ticks[-1] - t0:.1f} s; first batch after "
+        f"{recorder.ticks[-1] - t0:.1f} s; engine ready after {marks['engine ready'] - t0:.1f} s; "
+        f"first batch after "
         f"{marks['first batch'] - t0:.1f} s (training started at "
         f"{marks.get('started', t0) - t0:.1f} s); max event-loop stall "
         f"{1000 * overall:.0f} ms overall (ending at {overall_at - t0:.1f} s), "
         f"{1000 * after:.0f} ms after the first batch (ending at {after_at - t0:.1f} s); "
         f"longest garbage-collector pause after the first batch {1000 * gc_pause:.0f} ms "
-        f"(generation {gc_generation})"
+        f"(generation {gc_generation}), overall {1000 * gc_all:.0f} ms (generation "
+        f"{gc_all_generation})"
     )
-    assert after < MAX_STALL_S, (
-        f"the event loop stalled {1000 * after:.0f} ms during training (limit "
-        f"{1000 * MAX_STALL_S:.0f} ms)"
+    limit, why = stall_limit()
+    print(f"[responsiveness] limit {1000 * limit:.0f} ms ({why})")
+    assert overall < limit, (
+        f"the event loop stalled {1000 * overall:.0f} ms (ending at {overall_at - t0:.1f} s; "
+        f"limit {1000 * limit:.0f} ms, {why})"
     )
 
 

@@ -30,7 +30,7 @@ def _correct_left_half(seg, truth) -> np.ndarray:
 
 
 def _weights(bundle) -> list[np.ndarray]:
-    return [np.array(w) for w in bundle.model.get_weights()]
+    return [np.array(w) for w in bundle.weights()]
 
 
 def test_retrain_with_corrections_is_one_click(viewer, qtbot, notes, with_model):

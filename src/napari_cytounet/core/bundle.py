@@ -30,6 +30,7 @@ import os
 import platform
 import stat
 import tempfile
+import uuid
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,10 +65,17 @@ def library_versions() -> dict[str, str]:
 class ModelBundle:
     """A Keras UNet with its settings, normalisation and training record.
 
+    A bundle is also a picklable *value*: pickling keeps its weights (a list of
+    numpy arrays; the ``.keras`` archive for legacy models) instead of the live
+    Keras model, which is rebuilt on first use of :attr:`model`. So a process
+    that never touches :attr:`model` (napari's, see :mod:`napari_cytounet.engine`)
+    can hold, describe and pass on bundles without importing TensorFlow.
+
     Attributes
     ----------
     model
-        The ``keras.Model`` (input ``(B, H, W, C)``, output probabilities).
+        The ``keras.Model`` (input ``(B, H, W, C)``, output probabilities); built
+        lazily from the weights after unpickling.
     unet
         Its architecture.
     normalization
@@ -82,7 +90,7 @@ class ModelBundle:
         Counts, shapes and content hashes of the training (and validation) data.
     """
 
-    model: Any
+    model: Any = field(repr=False, compare=False)
     unet: UNetConfig
     normalization: NormalizationConfig = field(default_factory=NormalizationConfig)
     label_mode: str = "dense"
@@ -96,7 +104,93 @@ class ModelBundle:
     legacy: bool = False
     fixed_input_size: tuple[int, int] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-    _inference_models: dict[str, Any] = field(default_factory=dict, repr=False)
+    _inference_models: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    uid: str = field(default_factory=lambda: uuid.uuid4().hex, init=False, compare=False)
+
+    # -- the model as a value ------------------------------------------------------------------
+    def _get_model(self) -> Any:
+        model = self.__dict__.get("_model")
+        if model is None and self.__dict__.get("_frozen") is not None:
+            model = self._materialize()
+        return model
+
+    def _set_model(self, value: Any) -> None:
+        self.__dict__["_model"] = value
+        self.__dict__["_frozen"] = None
+        self.__dict__.setdefault("_inference_models", {}).clear()
+
+    @property
+    def materialized(self) -> bool:
+        """Whether the live Keras model exists in this process (no TensorFlow needed to ask)."""
+        return self.__dict__.get("_model") is not None
+
+    def weights(self) -> list[Any]:
+        """The model's weights as numpy arrays (without building the model when unpickled)."""
+        frozen = self.__dict__.get("_frozen")
+        if self.__dict__.get("_model") is None and frozen is not None and frozen[0] == "weights":
+            return list(frozen[1])
+        return [w.copy() for w in self.model.get_weights()]
+
+    def _materialize(self) -> Any:
+        kind, payload = self.__dict__["_frozen"]
+        if kind == "weights":
+            from .model import build_unet
+
+            model = build_unet(self.unet)
+            model.set_weights(payload)
+        else:  # a legacy model: its .keras archive
+            fd, tmp = tempfile.mkstemp(suffix=".keras")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(payload)
+                model = _keras_load(Path(tmp))
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+        self.__dict__["_model"] = model
+        self.__dict__["_frozen"] = None
+        return model
+
+    def _frozen_model(self) -> tuple[str, Any] | None:
+        frozen = self.__dict__.get("_frozen")
+        model = self.__dict__.get("_model")
+        if model is None:
+            return frozen
+        if not self.legacy:
+            return ("weights", [w.copy() for w in model.get_weights()])
+        fd, tmp = tempfile.mkstemp(suffix=".keras")
+        os.close(fd)
+        try:
+            model.save(tmp)
+            return ("archive", Path(tmp).read_bytes())
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_model", "_frozen")}
+        state["_inference_models"] = {}
+        state["_frozen"] = self._frozen_model()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__dict__["_model"] = None
+
+    @classmethod
+    def from_weights(cls, weights: list[Any], unet: UNetConfig, **fields: Any) -> ModelBundle:
+        """A bundle of ``unet`` with these weights; the Keras model is built on first use.
+
+        Examples
+        --------
+        >>> from napari_cytounet.core.config import UNetConfig
+        >>> b = ModelBundle.from_weights([], UNetConfig(depth=2, base_filters=4))
+        >>> b.materialized
+        False
+        """
+        bundle = cls(model=None, unet=unet, **fields)
+        bundle.__dict__["_frozen"] = ("weights", list(weights))
+        return bundle
 
     @property
     def classes(self) -> int:
@@ -192,6 +286,11 @@ class ModelBundle:
             rebuilt.set_weights(self.model.get_weights())
             self._inference_models[policy] = rebuilt
         return self._inference_models[policy]
+
+
+ModelBundle.model = property(  # type: ignore[assignment]
+    ModelBundle._get_model, ModelBundle._set_model, doc="The live ``keras.Model`` (built lazily)."
+)
 
 
 # ---------------------------------------------------------------------------

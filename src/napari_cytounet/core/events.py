@@ -73,6 +73,18 @@ class EpochEnd:
 
 
 @dataclass(frozen=True)
+class TrainingCheckpoint:
+    """The best weights so far, as a bundle value (only with ``train(..., checkpoints=True)``).
+
+    Yielded right after an :class:`EpochEnd` that is the best so far, so a caller
+    that loses the run (the engine process killed) still has the best model.
+    """
+
+    epoch: int
+    bundle: ModelBundle
+
+
+@dataclass(frozen=True)
 class TrainingFinished:
     """The last event of a training run; carries the trained model bundle.
 
@@ -121,4 +133,4 @@ class PredictionFinished:
     seconds: float = 0.0
 
 
-TrainingEvent = TrainingStarted | BatchEnd | EpochEnd | TrainingFinished
+TrainingEvent = TrainingStarted | BatchEnd | EpochEnd | TrainingCheckpoint | TrainingFinished

@@ -43,7 +43,13 @@ from .data import (
     summarize_data,
 )
 from .errors import ConfigError, DataError, ModelError
-from .events import BatchEnd, EpochEnd, TrainingFinished, TrainingStarted
+from .events import (
+    BatchEnd,
+    EpochEnd,
+    TrainingCheckpoint,
+    TrainingFinished,
+    TrainingStarted,
+)
 
 #: Batches used to recompute BatchNorm statistics at the end of training.
 RECALIBRATION_BATCHES = 8
@@ -124,7 +130,8 @@ def train(
     names: Sequence[str] | None = None,
     validation_names: Sequence[str] | None = None,
     jit: bool | None = None,
-) -> Iterator[TrainingStarted | BatchEnd | EpochEnd | TrainingFinished]:
+    checkpoints: bool = False,
+) -> Iterator[TrainingStarted | BatchEnd | EpochEnd | TrainingCheckpoint | TrainingFinished]:
     """Train a UNet and yield progress events; the last event carries the model.
 
     Parameters
@@ -153,6 +160,9 @@ def train(
         Compile the training step with XLA (default: on GPUs only, see
         :func:`~napari_cytounet.core.precision.use_xla`; the environment
         variable ``CYTOUNET_JIT=1``/``0`` overrides).
+    checkpoints
+        Also yield a :class:`~.events.TrainingCheckpoint` (the best weights so
+        far, as a bundle) after every best epoch.
 
     Yields
     ------
@@ -400,6 +410,20 @@ def train(
             is_best=is_best,
             patches=patches,
         )
+        if checkpoints and is_best and best_weights is not None:
+            yield TrainingCheckpoint(
+                epoch=epoch,
+                bundle=ModelBundle.from_weights(
+                    best_weights,
+                    unet,
+                    normalization=norm,
+                    label_mode=config.labels,
+                    training=config,
+                    history={k: list(v) for k, v in history.items()},
+                    name=initial.name if initial is not None else "cytounet",
+                    extra={"checkpoint_epoch": epoch, "stop_reason": "checkpoint"},
+                ),
+            )
         if reason in ("stopped", "time"):
             break
     train_seconds = time.perf_counter() - t0

@@ -8,6 +8,7 @@ One module per widget, each a ``magicgui.widgets.Container`` taking the viewer:
 - :mod:`._check` — **Quality check**: outline-only, empty or mismatched labels.
 - :mod:`._models` — **Model**: the session's current model; load, save, training record.
 
-Importing this package does not import TensorFlow: the core modules that need it
-are imported inside the worker functions, when work starts.
+Their jobs (train, predict, load, save) live in :mod:`._jobs` and run in the engine
+process (:mod:`napari_cytounet.engine`): napari's process never imports TensorFlow.
+No widget imports another widget's module.
 """

@@ -17,6 +17,7 @@ from napari_cytounet.core.errors import CytoUNetError
 
 from . import _layers
 from ._common import (
+    LABEL_MODES,
     Failed,
     JobRunner,
     connect_shutdown,
@@ -29,7 +30,6 @@ from ._common import (
 )
 from ._scroll import ScrollingDock
 from ._settings import bind
-from ._train import LABEL_MODES
 
 if TYPE_CHECKING:
     import napari

@@ -25,6 +25,7 @@ from napari_cytounet.core.errors import CytoUNetError
 _log = logging.getLogger("napari_cytounet")
 
 __all__ = [
+    "LABEL_MODES",
     "Failed",
     "JobRunner",
     "format_seconds",
@@ -36,6 +37,12 @@ __all__ = [
     "show_warning",
     "wrap_text",
 ]
+
+#: The label modes of the Train and Quality check widgets: (shown text, value).
+LABEL_MODES = (
+    ("dense masks (0 = background)", "dense"),
+    ("scribbles (1 = bg, 2 = cell)", "scribbles"),
+)
 
 
 @dataclass(frozen=True)
@@ -200,8 +207,13 @@ def connect_shutdown(
     taken out of its dock (the dock's close button: napari then only un-parents
     the widget, which would otherwise keep training, invisibly, until the run ends).
     ``on_shutdown`` is then called once (e.g. to release the session's model).
+    The widget also holds the engine process (:mod:`napari_cytounet.engine`) until
+    then: when the last widget goes, the engine stops.
     """
+    from napari_cytounet.engine import get_engine
+
     state = {"docked": False}
+    get_engine().hold(widget)
 
     def _shutdown(*_: Any) -> None:
         if state.get("down"):
@@ -212,6 +224,7 @@ def connect_shutdown(
             runner.shutdown()
         if busy and on_shutdown is not None:
             on_shutdown()
+        get_engine().release(widget)
 
     def _parent_changed(parent: Any) -> None:
         if parent is not None:

@@ -8,12 +8,14 @@ current, and saves the current model atomically.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import Container, FileEdit, Label, PushButton, TextEdit
 
 from napari_cytounet.core.errors import ModelError
+from napari_cytounet.core.records import format_record
 
 from ._common import (
     Failed,
@@ -25,25 +27,16 @@ from ._common import (
     show_info,
     wrap_text,
 )
+from ._jobs import ModelLoaded, engine_status, load_job, start_save
 from ._plot import TrainingPlot
 from ._scroll import ScrollingDock
 from ._session import session_for
 from ._settings import bind, get_settings
-from ._tf import import_tensorflow
-from ._train import ModelLoaded, format_record, start_save
 
 if TYPE_CHECKING:
     import napari
 
 SECTION = "model"
-
-
-def load_job(path: Path):
-    """Load a model file in a worker thread; yields :class:`ModelLoaded`."""
-    import_tensorflow()
-    from napari_cytounet.core.bundle import load_bundle
-
-    yield ModelLoaded(load_bundle(path), path)
 
 
 class ModelWidget(ScrollingDock):
@@ -126,10 +119,24 @@ class ModelWidget(ScrollingDock):
         self._load_path.value = Path(path)
         self._summary.value = f"Loading {Path(path).name}…"
         self._load_btn.enabled = False
-        self._runner.start(load_job, Path(path), on_event=self._on_loaded, on_done=self._on_done)
+        stop = threading.Event()
+        self._runner.start(
+            load_job,
+            Path(path),
+            stop,
+            on_event=self._on_loaded,
+            on_done=self._on_done,
+            stop_event=stop,
+        )
         return True
 
     def _on_loaded(self, event: Any) -> None:
+        status = engine_status(event)
+        if status is not None:
+            self._summary.value = status
+            return
+        if not isinstance(event, (Failed, ModelLoaded)):
+            return
         if isinstance(event, Failed):
             notify_exception(event.error, "Loading the model", event.details)
             self._on_session_changed()

@@ -50,32 +50,22 @@ from ._common import (
     show_warning,
     wrap_text,
 )
+from ._jobs import (
+    ModelLoaded,
+    TrainingRequest,
+    engine_status,
+    keep_checkpoint,
+    predict_job,
+    training_job,
+)
 from ._scroll import ScrollingDock
 from ._session import PredictionRecord, session_for
 from ._settings import bind
-from ._tf import import_tensorflow
-from ._train import ModelLoaded, TrainingRequest, training_job
 
 if TYPE_CHECKING:
     import napari
 
 SECTION = "predict"
-
-
-def predict_job(
-    bundle: Any, path: Path | None, image: Any, channel_axis: int | None, params: dict[str, Any]
-):
-    """Load the model if needed, then segment; runs in a worker thread and yields events."""
-    import_tensorflow()
-    from napari_cytounet.core.predict import iter_segment
-
-    if bundle is None:
-        from napari_cytounet.core.bundle import load_bundle
-
-        bundle = load_bundle(path)
-        yield ModelLoaded(bundle, path)
-    image = np.asarray(image)
-    yield from iter_segment(bundle, image, channel_axis=channel_axis, **params)
 
 
 class PredictWidget(ScrollingDock):
@@ -90,6 +80,7 @@ class PredictWidget(ScrollingDock):
         self._job: dict[str, Any] = {}
         self.last_result: Any = None  # the last PredictionFinished event
         self.last_training: Any = None  # the last TrainingFinished event of a retrain
+        self._checkpoint: Any = None  # the last TrainingCheckpoint of a retrain
         self.predictions = 0  # number of predictions written (for tests and scripts)
 
         self._image = create_widget(annotation="napari.layers.Image", label="Image")
@@ -257,6 +248,7 @@ class PredictWidget(ScrollingDock):
         self._progress.value = 0
         where = f" (plane {','.join(map(str, index))})" if index else ""
         self._status.value = f"Segmenting {image.name}{where}…"
+        stop = threading.Event()
         self._runner.start(
             predict_job,
             bundle,
@@ -264,8 +256,10 @@ class PredictWidget(ScrollingDock):
             data,
             -1 if _layers.is_rgb(image) else None,
             params,
+            stop,
             on_event=self._on_predict_event,
             on_done=self._on_predict_done,
+            stop_event=stop,
         )
         self._update_buttons()
         return True
@@ -275,7 +269,10 @@ class PredictWidget(ScrollingDock):
 
         if self._runner.aborted:
             return
-        if isinstance(event, Failed):
+        status = engine_status(event)
+        if status is not None:
+            self._status.value = status
+        elif isinstance(event, Failed):
             self._status.value = "Prediction failed: see the notification."
             notify_exception(event.error, "Prediction", event.details)
         elif isinstance(event, PredictionProgress):
@@ -504,6 +501,7 @@ class PredictWidget(ScrollingDock):
             return False
         self._retrain_request = request
         self.last_training = None
+        self._checkpoint = None
         self._progress.value = 0
         self._status.value = f"Retraining on {len(request.images)} image(s)…"
         self._session.set_busy("retraining")
@@ -520,11 +518,20 @@ class PredictWidget(ScrollingDock):
         return True
 
     def _on_retrain_event(self, event: Any) -> None:
-        from napari_cytounet.core.events import BatchEnd, EpochEnd, TrainingFinished
+        from napari_cytounet.core.events import (
+            BatchEnd,
+            EpochEnd,
+            TrainingCheckpoint,
+            TrainingFinished,
+        )
 
-        if isinstance(event, Failed):
-            self._status.value = "Retraining failed: see the notification."
-            notify_exception(event.error, "Retraining", event.details)
+        status = engine_status(event)
+        if status is not None:
+            self._status.value = status
+        elif isinstance(event, Failed):
+            self._on_retrain_failed(event)
+        elif isinstance(event, TrainingCheckpoint):
+            self._checkpoint = event
         elif isinstance(event, BatchEnd):
             self._progress.value = int(1000 * min(1.0, event.fraction))
             self._status.value = (
@@ -549,6 +556,14 @@ class PredictWidget(ScrollingDock):
                 show_error(f"Not retrained: {event.summary()} Fix the corrections and try again.")
             elif event.warnings:
                 show_warning(f"Quality check: {event.summary()}")
+
+    def _on_retrain_failed(self, event: Failed) -> None:
+        kept = keep_checkpoint(self._session, event.error, self._checkpoint, self._retrain_request)
+        if kept is not None:
+            self._status.value = kept
+            return
+        self._status.value = "Retraining failed: see the notification."
+        notify_exception(event.error, "Retraining", event.details)
 
     def _on_retrain_done(self) -> None:
         self._session.set_busy("")

@@ -10,9 +10,7 @@ and can be saved as a ``.keras`` bundle.
 
 from __future__ import annotations
 
-import json
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,9 +31,11 @@ from magicgui.widgets import (
 )
 
 from napari_cytounet.core.errors import ConfigError, CytoUNetError, DataError, ModelError
+from napari_cytounet.core.records import format_record
 
 from . import _layers
 from ._common import (
+    LABEL_MODES,
     Failed,
     JobRunner,
     connect_shutdown,
@@ -47,176 +47,24 @@ from ._common import (
     show_warning,
     wrap_text,
 )
+from ._jobs import (
+    ModelLoaded,
+    TrainingRequest,
+    engine_status,
+    keep_checkpoint,
+    start_save,
+    training_job,
+)
 from ._plot import TrainingPlot
 from ._scroll import ScrollingDock
 from ._session import session_for
-from ._settings import bind, get_settings
-from ._tf import import_tensorflow
+from ._settings import bind
 
 if TYPE_CHECKING:
     import napari
 
 SECTION = "train"
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 2e-3, 5e-3, 1e-2)
-LABEL_MODES = (
-    ("dense masks (0 = background)", "dense"),
-    ("scribbles (1 = bg, 2 = cell)", "scribbles"),
-)
-
-
-@dataclass
-class TrainingRequest:
-    """Everything a training job needs, taken from the widget in the main thread."""
-
-    images: list[Any]
-    labels: list[Any]
-    names: list[str]
-    config: Any  # TrainingConfig
-    unet: Any = None  # UNetConfig for a new model
-    initial: Any = None  # ModelBundle to continue from
-    model_path: Path | None = None  # model file to continue from (loaded in the worker)
-    validation: tuple[list[Any], list[Any]] | None = None
-    validation_names: list[str] | None = None
-    force: bool = False
-    pair_names: list[tuple[str, str]] = field(default_factory=list)
-    validation_pair: tuple[str, str] | None = None
-
-
-@dataclass(frozen=True)
-class ModelLoaded:
-    """A job loaded a model file."""
-
-    bundle: Any
-    path: Path
-
-
-def training_job(request: TrainingRequest, stop: threading.Event):
-    """Quality check, then training; runs in a worker thread and yields events.
-
-    Yields the :class:`~napari_cytounet.core.quality.QualityReport` first; stops
-    there if it found errors and ``request.force`` is false.
-    """
-    from napari_cytounet.core.quality import check_dataset
-
-    report = check_dataset(
-        request.images, request.labels, names=request.names, label_mode=request.config.labels
-    )
-    yield report
-    if report.errors and not request.force:
-        return
-    import_tensorflow()
-    initial = request.initial
-    if request.model_path is not None:
-        from napari_cytounet.core.bundle import load_bundle
-
-        initial = load_bundle(request.model_path)
-        yield ModelLoaded(initial, request.model_path)
-    from napari_cytounet.core.training import train
-
-    yield from train(
-        request.images,
-        request.labels,
-        request.config,
-        request.unet,
-        validation=request.validation,
-        validation_names=request.validation_names,
-        initial=initial,
-        stop=stop,
-        names=request.names,
-    )
-
-
-def save_job(bundle: Any, path: Path):
-    """Save a bundle (atomic) in a worker thread; yields the saved path."""
-    import_tensorflow()
-    from napari_cytounet.core.bundle import save_bundle
-
-    yield save_bundle(bundle, path)
-
-
-def save_target(value: Any) -> Path | None:
-    """The ``.keras`` path to save to from a file field's value; ``None`` (and a notification)
-    when no file name was chosen."""
-    path = Path(value) if value else None
-    if path is None or str(path) in ("", ".") or path.is_dir():
-        show_error("Choose a file name to save the model to (e.g. cells.keras).")
-        return None
-    return path if path.suffix == ".keras" else path.with_name(path.name + ".keras")
-
-
-def start_save(
-    session: Any,
-    runner: JobRunner,
-    value: Any,
-    *,
-    on_saved: Any,
-    on_done: Any,
-) -> Path | None:
-    """Save the session's current model to the file named by ``value`` in ``runner``.
-
-    Returns the target path, or ``None`` (with a notification where useful) when
-    there is nothing to save, a save is running or no file name was chosen.
-    ``on_saved`` is called with the saved path, or ``None`` if saving failed
-    (already notified); afterwards the model is known to be that file's content
-    and its folder is remembered.
-    """
-    bundle = session.bundle
-    if bundle is None:
-        show_error("There is no current model to save: train or load one first.")
-        return None
-    if runner.running:
-        return None
-    path = save_target(value)
-    if path is None:
-        return None
-
-    def _on_event(event: Any) -> None:
-        if isinstance(event, Failed):
-            notify_exception(event.error, "Saving the model", event.details)
-            on_saved(None)
-            return
-        get_settings().set("model", "folder", str(Path(event).parent))
-        session.remember_file(event)
-        show_info(f"Saved the model to {event}")
-        on_saved(event)
-
-    runner.start(save_job, bundle, path, on_event=_on_event, on_done=on_done)
-    return path
-
-
-def format_record(bundle: Any) -> str:
-    """The training record of a bundle as text: description, settings, data, history."""
-    record = bundle.record()
-    history = record.pop("history", {}) or {}
-    lines = [bundle.describe(), ""]
-    extra = record.get("extra") or {}
-    if extra.get("seconds") is not None:
-        lines.append(
-            f"Trained {extra.get('patches', '?')} patches in {extra['seconds']} s "
-            f"({extra.get('patches_per_second', '?')} patches/s) on {extra.get('device', '?')} "
-            f"with {extra.get('precision', '?')}; stopped: {extra.get('stop_reason', '?')}."
-        )
-        lines.append("")
-    loss = history.get("loss") or []
-    if loss:
-        lines.append("epoch    loss   Dice  val loss  val Dice")
-
-        def cell(key: str, i: int, width: int) -> str:
-            values = history.get(key) or []
-            value = values[i] if i < len(values) else None
-            if isinstance(value, (int, float)):
-                return f"{value:{width}.4f}"
-            return " " * (width - 1) + "-"
-
-        for i in range(len(loss)):
-            lines.append(
-                f"{i + 1:5d} {cell('loss', i, 7)} {cell('dice', i, 6)} "
-                f"{cell('val_loss', i, 9)} {cell('val_dice', i, 9)}"
-            )
-        lines.append("")
-    lines.append("Record (also stored inside the .keras file and beside it as .json):")
-    lines.append(json.dumps(record, indent=2, default=str))
-    return "\n".join(lines)
 
 
 class TrainWidget(ScrollingDock):
@@ -231,6 +79,7 @@ class TrainWidget(ScrollingDock):
         self._extra_pairs: list[tuple[Any, Any]] = []
         self._request: TrainingRequest | None = None
         self._started: Any = None
+        self._checkpoint: Any = None  # the last TrainingCheckpoint of the run
         self.last_result: Any = None  # the TrainingFinished event of the last run
         self.last_report: Any = None  # the quality report of the last run
 
@@ -622,6 +471,7 @@ class TrainWidget(ScrollingDock):
         self._request = request
         self.last_result = None
         self.last_report = None
+        self._checkpoint = None
         self._plot.reset()
         self._progress.value = 0
         self._status.value = "Checking the training data…"
@@ -652,13 +502,16 @@ class TrainWidget(ScrollingDock):
         from napari_cytounet.core.events import (
             BatchEnd,
             EpochEnd,
+            TrainingCheckpoint,
             TrainingFinished,
             TrainingStarted,
         )
 
-        if isinstance(event, Failed):
-            self._status.value = "Training failed: see the notification."
-            notify_exception(event.error, "Training", event.details)
+        status = engine_status(event)
+        if status is not None:
+            self._status.value = status
+        elif isinstance(event, Failed):
+            self._on_failed(event)
         elif isinstance(event, BatchEnd):
             self._on_batch(event)
         elif isinstance(event, EpochEnd):
@@ -666,6 +519,8 @@ class TrainWidget(ScrollingDock):
             self._set_fraction(event.elapsed, event.epoch, event.epochs, 1, 1)
             if self._stopping():
                 self._status.value = "Stopped: keeping the best weights and finishing the model…"
+        elif isinstance(event, TrainingCheckpoint):
+            self._checkpoint = event
         elif isinstance(event, TrainingStarted):
             self._started = event
             self._status.value = (
@@ -679,6 +534,14 @@ class TrainWidget(ScrollingDock):
             self._status.value = f"Loaded {event.path.name}; preparing training…"
         elif hasattr(event, "issues"):  # the quality report
             self._on_report(event)
+
+    def _on_failed(self, event: Failed) -> None:
+        kept = keep_checkpoint(self._session, event.error, self._checkpoint, self._request)
+        if kept is not None:
+            self._status.value = kept
+            return
+        self._status.value = "Training failed: see the notification."
+        notify_exception(event.error, "Training", event.details)
 
     def _stopping(self) -> bool:
         return self._runner.stop_event is not None and self._runner.stop_event.is_set()
@@ -752,7 +615,7 @@ class TrainWidget(ScrollingDock):
         self._session.set_busy("")
         self._on_session_changed()
         if self.last_result is None and not self._status.value.startswith(
-            ("Not trained", "Training failed")
+            ("Not trained", "Training failed", "The engine stopped")
         ):
             self._status.value = "Training ended without a model."
 

@@ -1,0 +1,149 @@
+"""The jobs the engine runs: each a generator of typed events around one core function.
+
+They run in the engine process (TensorFlow is imported there). Bundles that
+come back from napari's process are matched to the live ones by ``uid``
+(:func:`warm`), so the same model is never rebuilt between jobs.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .events import ModelLoaded, ModelSaved
+
+
+@dataclass
+class TrainingRequest:
+    """Everything a training job needs (picklable: it travels to the engine).
+
+    Examples
+    --------
+    >>> from napari_cytounet.core.config import TrainingConfig
+    >>> TrainingRequest(images=[], labels=[], names=[], config=TrainingConfig()).force
+    False
+    """
+
+    images: list[Any]
+    labels: list[Any]
+    names: list[str]
+    config: Any  # TrainingConfig
+    unet: Any = None  # UNetConfig for a new model
+    initial: Any = None  # ModelBundle to continue from
+    model_path: Path | None = None  # model file to continue from (loaded in the engine)
+    validation: tuple[list[Any], list[Any]] | None = None
+    validation_names: list[str] | None = None
+    force: bool = False
+    pair_names: list[tuple[str, str]] = field(default_factory=list)
+    validation_pair: tuple[str, str] | None = None
+
+
+#: Live bundles of this engine by uid, newest last (a few: each holds a Keras model).
+_CACHE: OrderedDict[str, Any] = OrderedDict()
+_CACHE_SIZE = 4
+_CACHE_LOCK = threading.Lock()
+
+
+def warm(bundle: Any) -> Any:
+    """The live bundle with ``bundle``'s uid if this engine has it, else ``bundle`` (cached)."""
+    if bundle is None:
+        return None
+    with _CACHE_LOCK:
+        live = _CACHE.get(bundle.uid)
+        if live is None:
+            live = _CACHE[bundle.uid] = bundle
+        _CACHE.move_to_end(bundle.uid)
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+        return live
+
+
+def _load(path: Path) -> Iterator[Any]:
+    from napari_cytounet.core.bundle import load_bundle
+
+    bundle = warm(load_bundle(path))
+    yield ModelLoaded(bundle, Path(path))
+
+
+def load_job(path: Path, stop: threading.Event) -> Iterator[Any]:
+    """Load a model file; yields :class:`ModelLoaded`."""
+    yield from _load(path)
+
+
+def save_job(bundle: Any, path: Path, stop: threading.Event) -> Iterator[Any]:
+    """Save a bundle (atomically); yields :class:`ModelSaved`."""
+    from napari_cytounet.core.bundle import save_bundle
+
+    live = warm(bundle)
+    saved = save_bundle(live, path)
+    yield ModelSaved(saved, live.created, dict(live.versions))
+
+
+def predict_job(
+    bundle: Any,
+    path: Path | None,
+    image: Any,
+    channel_axis: int | None,
+    params: dict[str, Any],
+    stop: threading.Event,
+) -> Iterator[Any]:
+    """Load the model if ``bundle`` is ``None``, then segment ``image`` (events of the core)."""
+    from napari_cytounet.core.predict import iter_segment
+
+    if bundle is None:
+        for event in _load(path):
+            bundle = event.bundle
+            yield event
+    yield from iter_segment(warm(bundle), image, channel_axis=channel_axis, **params)
+
+
+def train_job(request: TrainingRequest, stop: threading.Event) -> Iterator[Any]:
+    """Quality check, then training (with checkpoints of the best weights).
+
+    Yields the
+    :class:`~napari_cytounet.core.quality.QualityReport` first and stops there
+    if it found errors and ``request.force`` is false.
+    """
+    from napari_cytounet.core.events import TrainingFinished
+    from napari_cytounet.core.quality import check_dataset
+    from napari_cytounet.core.training import train
+
+    report = check_dataset(
+        request.images, request.labels, names=request.names, label_mode=request.config.labels
+    )
+    yield report
+    if report.errors and not request.force:
+        return
+    initial = warm(request.initial)
+    if request.model_path is not None:
+        for event in _load(request.model_path):
+            initial = event.bundle
+            yield event
+    for event in train(
+        request.images,
+        request.labels,
+        request.config,
+        request.unet,
+        validation=request.validation,
+        validation_names=request.validation_names,
+        initial=initial,
+        stop=stop,
+        names=request.names,
+        checkpoints=True,
+    ):
+        if isinstance(event, TrainingFinished):
+            warm(event.bundle)  # the next prediction with it finds the live model
+        yield event
+
+
+#: Job name -> generator function (every one takes ``stop``, a threading.Event).
+JOBS: dict[str, Callable[..., Iterator[Any]]] = {
+    "load": load_job,
+    "save": save_job,
+    "predict": predict_job,
+    "train": train_job,
+}
