@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +42,11 @@ def require_bioimageio(what: str = "bioimage.io export and import") -> None:
     --------
     >>> require_bioimageio()  # doctest: +SKIP
     """
+    import importlib
+
     try:
-        import bioimageio.core  # noqa: F401
-        import bioimageio.spec  # noqa: F401
+        importlib.import_module("bioimageio.spec")
+        importlib.import_module("bioimageio.core")
     except ImportError as exc:
         raise MissingExtraError(
             f"{what} needs the optional bioimage.io libraries ({exc.name or exc} is missing); "
@@ -138,3 +141,159 @@ def read_description_text(path: Path) -> tuple[str, str]:
         return path.read_text(encoding="utf-8"), path.name
     except (OSError, UnicodeDecodeError) as exc:
         raise ModelError(f"Cannot read {path}: {exc}.") from exc
+
+
+def load_package_description(path: str | os.PathLike) -> Any:
+    """Load and validate a package's description offline (see :func:`offline_context`).
+
+    Local files are checked (existence and SHA-256); the URLs written in the
+    description are recorded as known files, so no server is contacted.
+
+    Raises
+    ------
+    ModelError
+        If the package is corrupt or its description is invalid (the first errors are quoted).
+    """
+    require_bioimageio("Reading a bioimage.io package")
+    from bioimageio.spec import InvalidDescr, load_description
+
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise ModelError(f"No bioimage.io package at {path}; check the path.")
+    text, _ = read_description_text(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        descr = load_description(
+            path, perform_io_checks=True, known_files=dict.fromkeys(urls_in(text))
+        )
+    if isinstance(descr, InvalidDescr):
+        errors = descr.validation_summary.errors
+        detail = "; ".join(f"{'.'.join(map(str, e.loc))}: {e.msg}" for e in errors[:3])
+        raise ModelError(f"{path.name} is not a valid bioimage.io description ({detail}).")
+    return descr
+
+
+# ---------------------------------------------------------------------------
+# import
+
+#: Weight formats napari-cytounet runs (through Keras/TensorFlow).
+SUPPORTED_WEIGHTS = ("keras_v3", "keras_hdf5")
+
+
+def _weights_file(descr: Any, fmt: str, folder: Path) -> Path:
+    """Copy a weights entry out of the package into ``folder``; return the file."""
+    import shutil
+
+    entry = getattr(descr.weights, fmt)
+    try:
+        reader = entry.get_reader()
+        target = folder / (reader.original_file_name or f"weights.{fmt}")
+        with target.open("wb") as fh:
+            shutil.copyfileobj(reader, fh)
+    except Exception as exc:
+        raise ModelError(
+            f"Cannot read the {fmt} weights of {descr.name!r} ({type(exc).__name__}: {exc}); "
+            "if they are a download link, fetch the complete .zip package instead."
+        ) from exc
+    return target
+
+
+def _is_ours(descr: Any) -> bool:
+    config = descr.config
+    extra = getattr(config, "model_extra", None) or {}
+    if isinstance(config, dict):
+        extra = config
+    return "napari_cytounet" in extra and getattr(descr.weights, "keras_v3", None) is not None
+
+
+def _space_and_channel(tensor: Any, what: str, name: str) -> tuple[list[Any], Any]:
+    """The spatial axes and the channel axis (or None) of a 0.5 tensor; refuses 3D/time/index."""
+    space = [a for a in tensor.axes if a.type == "space"]
+    channel = next((a for a in tensor.axes if a.type == "channel"), None)
+    others = [a.type for a in tensor.axes if a.type not in ("batch", "space", "channel")]
+    if len(space) != 2 or others:
+        axes = ", ".join(str(a.id) for a in tensor.axes)
+        raise ModelError(
+            f"{name}: its {what} has axes ({axes}); napari-cytounet runs bioimage.io models "
+            "with a 2D image input (batch, y, x and optionally channel) only."
+        )
+    return space, channel
+
+
+def _check_supported(descr: Any, name: str) -> str:
+    """The weight format to use; :class:`ModelError` for packages we cannot run."""
+    if descr.type != "model":
+        raise ModelError(f"{name} describes a {descr.type}, not a model.")
+    if not str(descr.format_version).startswith("0.5"):
+        raise ModelError(
+            f"{name} uses bioimage.io model format {descr.format_version}; napari-cytounet "
+            "reads format 0.5 packages. Update it with 'bioimageio update-format'."
+        )
+    present = [fmt for fmt, entry in descr.weights if entry is not None]
+    usable = [fmt for fmt in SUPPORTED_WEIGHTS if fmt in present]
+    if not usable:
+        raise ModelError(
+            f"{name} has {', '.join(present) or 'no'} weights; napari-cytounet runs bioimage.io "
+            f"models with {' or '.join(SUPPORTED_WEIGHTS)} weights (Keras/TensorFlow). Run this "
+            "one with bioimageio.core or a tool that supports its format."
+        )
+    if len(descr.inputs) != 1 or len(descr.outputs) != 1:
+        raise ModelError(
+            f"{name} has {len(descr.inputs)} inputs and {len(descr.outputs)} outputs; "
+            "napari-cytounet runs models with one image input and one output."
+        )
+    _space_and_channel(descr.inputs[0], "input", name)
+    _space_and_channel(descr.outputs[0], "output", name)
+    return usable[0]
+
+
+def load_bioimageio(path: str | os.PathLike, *, runner: str = "auto") -> Any:
+    """Load a bioimage.io model package (``.zip``) or description (``rdf.yaml``) for prediction.
+
+    Parameters
+    ----------
+    path
+        The package or its ``rdf.yaml``.
+    runner
+        ``"auto"``: a package exported by napari-cytounet becomes the original
+        :class:`~.bundle.ModelBundle` (same masks as the ``.keras``); any other
+        Keras package runs through bioimageio.core's pipeline with its own pre-
+        and post-processing. ``"bioimageio"`` uses that pipeline for our own
+        packages too.
+
+    Returns
+    -------
+    ModelBundle
+        A bundle for :func:`~.predict.predict_probabilities` and the widgets.
+
+    Raises
+    ------
+    MissingExtraError
+        Without the ``napari-cytounet[bioimageio]`` extra.
+    ModelError
+        Corrupt packages, and packages that are not 2D Keras models (the message
+        says what is supported).
+
+    Examples
+    --------
+    >>> bundle = load_bioimageio("cells.bioimageio.zip")  # doctest: +SKIP
+    """
+    import tempfile
+
+    from .bundle import load_bundle
+
+    if runner not in ("auto", "bioimageio"):
+        raise ModelError(f"runner must be 'auto' or 'bioimageio', got {runner!r}.")
+    require_bioimageio("Loading a bioimage.io model package")
+    path = Path(path).expanduser()
+    descr = load_package_description(path)
+    fmt = _check_supported(descr, path.name)
+    if runner == "auto" and _is_ours(descr):
+        with tempfile.TemporaryDirectory(prefix="cytounet-import-") as tmp:
+            bundle = load_bundle(_weights_file(descr, "keras_v3", Path(tmp)))
+        bundle.path = path
+        bundle.extra = {**bundle.extra, "bioimageio_package": str(path)}
+        return bundle
+    from .bioimageio_run import BioimageioBundle
+
+    return BioimageioBundle.from_description(descr, path, fmt)

@@ -38,7 +38,12 @@ from typing import Any
 
 import numpy as np
 
-from .bioimageio_io import offline_context, read_description_text, require_bioimageio, urls_in
+from .bioimageio_io import (
+    load_package_description,
+    offline_context,
+    require_bioimageio,
+    urls_in,
+)
 from .bundle import ModelBundle, save_bundle
 from .data import normalize_image, to_channels_last
 from .errors import DataError, ModelError
@@ -116,13 +121,14 @@ class ExportResult:
     notes: list[str] = field(default_factory=list)
 
 
-def package_path(text: str | os.PathLike) -> Path:
+def package_path(text: str | os.PathLike, overwrite: bool = True) -> Path:
     """Validate the target of an export; ``.bioimageio.zip`` is appended if the name lacks ``.zip``.
 
     Raises
     ------
     ModelError
-        If the name is a folder, or its folder is missing or read-only.
+        If the name is a folder, its folder is missing or read-only, or the file
+        exists and ``overwrite`` is false.
 
     Examples
     --------
@@ -138,13 +144,17 @@ def package_path(text: str | os.PathLike) -> Path:
         raise ModelError(f"Cannot export: folder {path.parent} does not exist; create it first.")
     if not os.access(path.parent, os.W_OK):
         raise ModelError(f"Cannot export: folder {path.parent} is not writable; choose another.")
+    if path.exists() and not overwrite:
+        raise ModelError(
+            f"{path} already exists; choose another name or allow replacing it (--overwrite)."
+        )
     return path
 
 
 def default_sample_image() -> np.ndarray:
     """The shipped BBBC030 validation image ``cho01`` (DIC, CHO cells), as uint8 ``(H, W)``."""
-    from .io import read_image
     from ..sample_data import sample_paths
+    from .io import read_image
 
     return read_image(sample_paths("cho01")[0])
 
@@ -272,8 +282,8 @@ images and compare the thresholded masks with manual masks, e.g. with
 
 ## How to run it
 
-- napari-cytounet: `cytounet predict {Path(options.name or "model").name}.bioimageio.zip IMAGES -o OUT`
-  or load the package in the Model widget.
+- napari-cytounet: `cytounet predict PACKAGE.zip IMAGES -o OUT`, or load the
+  package in the Model widget.
 - Python: `bioimageio.core.predict(model="package.zip", inputs=image)`.
 - deepImageJ, ilastik and other bioimage.io consumers: import the zip.
 """
@@ -286,9 +296,7 @@ def _axes(bundle: ModelBundle) -> tuple[list[Any], list[Any]]:
     fixed = bundle.fixed_input_size
 
     def space(axis: str, i: int) -> Any:
-        size = (
-            fixed[i] if fixed is not None else v0_5.ParameterizedSize(min=divisor, step=divisor)
-        )
+        size = fixed[i] if fixed is not None else v0_5.ParameterizedSize(min=divisor, step=divisor)
         return v0_5.SpaceInputAxis(id=v0_5.AxisId(axis), size=size)
 
     channels = [v0_5.Identifier(f"channel{c}") for c in range(bundle.in_channels)]
@@ -470,7 +478,7 @@ def _describe(
 
 
 def _check_name(name: str | None, bundle: ModelBundle) -> str:
-    """The user's name if valid for bioimage.io (refused otherwise), or one made from the bundle's."""
+    """The user's name if valid on bioimage.io (else refused), or one made from the bundle's."""
     if name is not None and name.strip():
         name = name.strip()
         bad = sorted(set(name) - set(NAME_CHARACTERS))
@@ -504,6 +512,7 @@ def export_bioimageio(
     options: ExportOptions | None = None,
     *,
     sample_image: np.ndarray | None = None,
+    overwrite: bool = True,
 ) -> ExportResult:
     """Write ``bundle`` as a bioimage.io model package (``.bioimageio.zip``), atomically.
 
@@ -519,6 +528,8 @@ def export_bioimageio(
     sample_image
         A real image like the training images, for the test arrays and the cover
         (default: the shipped BBBC030 image ``cho01``, for one-channel models).
+    overwrite
+        Replace an existing package (only once the new one is complete).
 
     Returns
     -------
@@ -534,7 +545,8 @@ def export_bioimageio(
 
     Examples
     --------
-    >>> export_bioimageio(bundle, "cells.zip", ExportOptions(authors=["A. Biologist"]))  # doctest: +SKIP
+    >>> options = ExportOptions(authors=["A. Biologist"])
+    >>> export_bioimageio(bundle, "cells.zip", options)  # doctest: +SKIP
     """
     require_bioimageio("Exporting to bioimage.io")
     import bioimageio.spec
@@ -542,7 +554,7 @@ def export_bioimageio(
     t0 = time.perf_counter()
     if not isinstance(bundle, ModelBundle) or getattr(bundle, "model", None) is None:
         raise ModelError("Nothing to export: load or train a napari-cytounet model first.")
-    target = package_path(path)
+    target = package_path(path, overwrite)
     options = _check_options(bundle, options or ExportOptions())
     if sample_image is None:
         if bundle.in_channels != 1:
@@ -571,36 +583,6 @@ def export_bioimageio(
                     partial.unlink()
     formats = tuple(name for name, entry in descr.weights if entry is not None)
     return ExportResult(target, formats, time.perf_counter() - t0, notes)
-
-
-def load_package_description(path: str | os.PathLike) -> Any:
-    """Load and validate a package's description offline (see :func:`offline_context`).
-
-    Local files are checked (existence and SHA-256); the URLs written in the
-    description are recorded as known files, so no server is contacted.
-
-    Raises
-    ------
-    ModelError
-        If the package is corrupt or its description is invalid (the first errors are quoted).
-    """
-    require_bioimageio("Reading a bioimage.io package")
-    from bioimageio.spec import InvalidDescr, load_description
-
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise ModelError(f"No bioimage.io package at {path}; check the path.")
-    text, _ = read_description_text(path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        descr = load_description(
-            path, perform_io_checks=True, known_files=dict.fromkeys(urls_in(text))
-        )
-    if isinstance(descr, InvalidDescr):
-        errors = descr.validation_summary.errors
-        detail = "; ".join(f"{'.'.join(map(str, e.loc))}: {e.msg}" for e in errors[:3])
-        raise ModelError(f"{path.name} is not a valid bioimage.io description ({detail}).")
-    return descr
 
 
 def test_package(path: str | os.PathLike, weight_format: str | None = None) -> Any:
