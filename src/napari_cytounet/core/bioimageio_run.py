@@ -17,6 +17,8 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -173,7 +175,9 @@ class BioimageioBundle(ModelBundle):
         mode = "reflect" if min(h, w) > max(pad[0][1], pad[1][1]) else "symmetric"
         padded = np.pad(plane.astype(np.float32), pad, mode=mode)
         sample = create_sample_for_model(self.descr, inputs=_arrange(padded, inp.axes))
-        result = self.pipeline().predict_sample_without_blocking(sample)
+        pipeline = self.pipeline()
+        with contextlib.redirect_stdout(io.StringIO()):  # Keras' per-call progress bar
+            result = pipeline.predict_sample_without_blocking(sample)
         data = result.members[out.id].data
         dims = [str(a.id) for a in out.axes]
         spatial = [str(a.id) for a in out.axes if a.type == "space"]
