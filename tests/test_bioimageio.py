@@ -16,7 +16,7 @@ import pytest
 
 pytest.importorskip("bioimageio.core", reason="needs the napari-cytounet[bioimageio] extra")
 
-from napari_cytounet.core.errors import ModelError  # noqa: E402
+from napari_cytounet.core.errors import ModelError
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -176,7 +176,7 @@ def test_round_trip_masks_agree(package, trained, sample):
 
 
 def _foreign_package(tmp: Path, fmt: str) -> tuple[Path, object]:
-    """A non-cytounet Keras model with its own pre/post-processing, packaged with bioimageio.spec."""
+    """A non-cytounet Keras model with its own pre/post-processing, packaged by bioimageio.spec."""
     import keras
     import tensorflow as tf
     from bioimageio.spec import save_bioimageio_package
@@ -288,7 +288,7 @@ def test_corrupt_and_foreign_zip_files_get_clear_messages(tmp_path):
     other = tmp_path / "photos.zip"
     with zipfile.ZipFile(other, "w") as archive:
         archive.writestr("a.txt", "hello")
-    with pytest.raises(ModelError, match="holds no rdf.yaml"):
+    with pytest.raises(ModelError, match=r"holds no rdf\.yaml"):
         load_bundle(other)
 
 
@@ -306,7 +306,7 @@ def test_unsupported_weight_format_is_refused(package, tmp_path):
             if name not in ("rdf.yaml", "weights.keras"):
                 dst.writestr(name, src.read(name))
         dst.writestr("rdf.yaml", yaml.safe_dump(rdf))
-    with pytest.raises(ModelError, match="tensorflow_saved_model_bundle weights.*keras_v3 or"):
+    with pytest.raises(ModelError, match=r"tensorflow_saved_model_bundle weights.*keras_v3 or"):
         load_bundle(edited)
 
 
@@ -354,7 +354,7 @@ def test_missing_extra_says_how_to_install(monkeypatch, trained, package, tmp_pa
 def test_export_refuses_bad_options_before_writing(trained, tmp_path):
     from napari_cytounet.core.export import ExportOptions, export_bioimageio
 
-    with pytest.raises(ModelError, match="not valid on bioimage.io"):
+    with pytest.raises(ModelError, match=r"not valid on bioimage\.io"):
         export_bioimageio(trained[0], tmp_path / "a.zip", ExportOptions(name="x/y"))
     with pytest.raises(ModelError, match="threshold"):
         export_bioimageio(trained[0], tmp_path / "a.zip", ExportOptions(threshold=1.5))
