@@ -112,7 +112,9 @@ def test_export_writes_a_complete_package(package, trained):
     assert any("napari-cytounet" in c.get("url", "") for c in rdf["cite"])
     (inp,), (out,) = rdf["inputs"], rdf["outputs"]
     assert [a["type"] for a in inp["axes"]] == ["batch", "space", "space", "channel"]
-    assert inp["axes"][1]["size"] == {"min": 4, "step": 4}  # 2**depth for depth 2
+    # step 2**depth (depth 2); the minimum leaves room for the halo cropped on both sides
+    assert inp["axes"][1]["size"] == {"min": 2 * 16 + 4, "step": 4}
+    assert out["axes"][1]["halo"] == 16 and out["axes"][2]["halo"] == 16
     scale = next(p for p in inp["preprocessing"] if p["id"] == "scale_range")["kwargs"]
     assert scale["min_percentile"] == bundle.normalization.low
     assert scale["max_percentile"] == bundle.normalization.high

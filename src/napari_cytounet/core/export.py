@@ -174,25 +174,48 @@ def test_crop(image: np.ndarray, bundle: ModelBundle, size: int = TEST_SIZE) -> 
     else:
         side = min(size, plane.shape[0], plane.shape[1]) // divisor * divisor
         side_h = side_w = side
-    if side_h < divisor or side_h > plane.shape[0] or side_w > plane.shape[1]:
+    minimum = divisor + (2 * halo(bundle) if bundle.fixed_input_size is None else 0)
+    if side_h < minimum or side_h > plane.shape[0] or side_w > plane.shape[1]:
         raise DataError(
             f"The sample image {plane.shape[:2]} is too small for this model "
-            f"(needs at least {max(divisor, side_h)}x{max(divisor, side_w)} pixels)."
+            f"(needs at least {max(minimum, side_h)}x{max(minimum, side_w)} pixels)."
         )
     y0 = (plane.shape[0] - side_h) // 2
     x0 = (plane.shape[1] - side_w) // 2
     return plane[y0 : y0 + side_h, x0 : x0 + side_w]
 
 
-def reference_output(bundle: ModelBundle, crop: np.ndarray) -> np.ndarray:
+def halo(bundle: ModelBundle) -> int:
+    """Pixels cropped from each side of the package's output (its input is padded by as many).
+
+    A multiple of ``2**depth`` (so padded sizes stay valid) and at least 16: the
+    image border is then predicted with mirrored context (as by the project's own
+    tiled predictor) instead of the network's zero padding.
+
+    Examples
+    --------
+    >>> from napari_cytounet.core.config import UNetConfig
+    >>> [halo(ModelBundle(None, UNetConfig(depth=d))) for d in (2, 4, 5)]
+    [16, 16, 32]
+    """
+    return max(16, bundle.unet.divisor)
+
+
+def reference_output(bundle: ModelBundle, crop: np.ndarray, pad: int = 0) -> np.ndarray:
     """The network's float32 output ``(1, H, W, classes)`` for a raw ``(H, W, C)`` crop.
 
-    Normalised as in training and predicted in one piece (no tiling), which is
-    what a bioimage.io runner does with the package's preprocessing.
+    With ``pad=0``: the crop normalised as in training and predicted in one
+    piece, which is how bioimageio.core's ``test_model`` reproduces the test
+    output (no padding, no cropping). With ``pad=halo(bundle)``: what a
+    bioimage.io runner predicts with the package (the crop padded symmetrically
+    by the halo, normalised with the padded image's percentiles, predicted, the
+    halo cropped away).
     """
-    x = normalize_image(crop, bundle.normalization, bundle.in_channels)[None]
+    padded = np.pad(crop, ((pad, pad), (pad, pad), (0, 0)), mode="symmetric") if pad else crop
+    x = normalize_image(padded, bundle.normalization, bundle.in_channels)[None]
     model = bundle.inference_model("float32")
-    return np.asarray(model(x, training=False), dtype=np.float32)
+    out = np.asarray(model(x, training=False), dtype=np.float32)
+    return out[:, pad : out.shape[1] - pad, pad : out.shape[2] - pad]
 
 
 def _cover(crop: np.ndarray, prob: np.ndarray, threshold: float, path: Path) -> Path:
@@ -296,7 +319,8 @@ def _axes(bundle: ModelBundle) -> tuple[list[Any], list[Any]]:
     fixed = bundle.fixed_input_size
 
     def space(axis: str, i: int) -> Any:
-        size = fixed[i] if fixed is not None else v0_5.ParameterizedSize(min=divisor, step=divisor)
+        minimum = 2 * halo(bundle) + divisor  # the output halo is cropped from both sides
+        size = fixed[i] if fixed is not None else v0_5.ParameterizedSize(min=minimum, step=divisor)
         return v0_5.SpaceInputAxis(id=v0_5.AxisId(axis), size=size)
 
     channels = [v0_5.Identifier(f"channel{c}") for c in range(bundle.in_channels)]
@@ -314,14 +338,17 @@ def _axes(bundle: ModelBundle) -> tuple[list[Any], list[Any]]:
         else [v0_5.Identifier(f"class{c}") for c in range(bundle.classes)]
     )
     ref = v0_5.TensorId("raw")
+
+    def space_out(axis: str) -> Any:
+        size = v0_5.SizeReference(tensor_id=ref, axis_id=v0_5.AxisId(axis))
+        if fixed is not None:
+            return v0_5.SpaceOutputAxis(id=v0_5.AxisId(axis), size=size)
+        return v0_5.SpaceOutputAxisWithHalo(id=v0_5.AxisId(axis), size=size, halo=halo(bundle))
+
     outputs = [
         v0_5.BatchAxis(),
-        v0_5.SpaceOutputAxis(
-            id=v0_5.AxisId("y"), size=v0_5.SizeReference(tensor_id=ref, axis_id=v0_5.AxisId("y"))
-        ),
-        v0_5.SpaceOutputAxis(
-            id=v0_5.AxisId("x"), size=v0_5.SizeReference(tensor_id=ref, axis_id=v0_5.AxisId("x"))
-        ),
+        space_out("y"),
+        space_out("x"),
         v0_5.ChannelAxis(channel_names=classes),
     ]
     return inputs, outputs
@@ -568,7 +595,8 @@ def export_bioimageio(
     with tempfile.TemporaryDirectory(prefix="cytounet-export-") as tmp:
         work = Path(tmp)
         ref = reference_output(bundle, crop)
-        _cover(crop, ref, options.threshold, work / "cover.png")
+        pad = halo(bundle) if bundle.fixed_input_size is None else 0
+        _cover(crop, reference_output(bundle, crop, pad), options.threshold, work / "cover.png")
         with offline_context(work, {PROJECT_URL, *urls_in(options.cite_url or "")}):
             tensors = _tensors(bundle, crop, ref, work)
             descr = _describe(bundle, options, work, tensors, notes)

@@ -90,32 +90,24 @@ class ExportSection:
         for key, field in (("path", self.path), ("authors", self.authors)):
             bind(SECTION, key, field, convert=Path if key == "path" else None)
         bind(SECTION, "license", self.license)
-        self.button.changed.connect(lambda *_: self.export())
-        session.changed.connect(self.refresh)
-        self.refresh()
-
-    def widgets(self) -> list[Any]:
-        """The section's widgets, in order (a header first)."""
-        fields = Container(
-            widgets=[
-                self.path,
-                self.name,
-                self.authors,
-                self.license,
-                self.cite_text,
-                self.cite_doi,
-                self.sample,
-            ],
-            labels=True,
-        )
-        return [
-            header("Export for bioimage.io"),
-            fields,
+        self.header = header("Export for bioimage.io")
+        fields = [self.path, self.name, self.authors, self.license, self.cite_text]
+        fields += [self.cite_doi, self.sample]
+        self._widgets = [
+            self.header,
+            Container(widgets=fields, labels=True),
             self.saved_model,
             self.overwrite,
             self.button,
             self.status,
         ]
+        self.button.changed.connect(lambda *_: self.export())
+        session.changed.connect(self.refresh)
+        self.refresh()
+
+    def widgets(self) -> list[Any]:
+        """The section's widgets, in order (its header first)."""
+        return list(self._widgets)
 
     def refresh(self) -> None:
         """Enable the button only when there is a model and nothing is running."""
