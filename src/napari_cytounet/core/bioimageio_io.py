@@ -163,8 +163,11 @@ def load_package_description(path: str | os.PathLike) -> Any:
     text, _ = read_description_text(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        descr = load_description(
-            path, perform_io_checks=True, known_files=dict.fromkeys(urls_in(text))
+        descr = load_description(  # older formats (0.4) are converted to the current one
+            path,
+            format_version="latest",
+            perform_io_checks=True,
+            known_files=dict.fromkeys(urls_in(text)),
         )
     if isinstance(descr, InvalidDescr):
         errors = descr.validation_summary.errors
@@ -226,8 +229,8 @@ def _check_supported(descr: Any, name: str) -> str:
         raise ModelError(f"{name} describes a {descr.type}, not a model.")
     if not str(descr.format_version).startswith("0.5"):
         raise ModelError(
-            f"{name} uses bioimage.io model format {descr.format_version}; napari-cytounet "
-            "reads format 0.5 packages. Update it with 'bioimageio update-format'."
+            f"{name} uses bioimage.io model format {descr.format_version}, which could not be "
+            "converted to format 0.5; napari-cytounet reads format 0.5 (and 0.4) packages."
         )
     present = [fmt for fmt, entry in descr.weights if entry is not None]
     usable = [fmt for fmt in SUPPORTED_WEIGHTS if fmt in present]
