@@ -5,7 +5,7 @@ Run it from the repository root under a virtual X server (it needs the
 
     xvfb-run -a -s "-screen 0 1600x1000x24" python3 scripts/screenshot_export.py
 
-It trains a small UNet on the BBBC030 samples shipped with the plugin (30 s on
+It trains a small UNet on the BBBC030 samples shipped with the plugin (90 s on
 two CPU cores), saves it, loads it in the Model widget the way a user does,
 fills in the export fields, clicks "Export for bioimage.io", opens the cover
 image of the written package in the viewer and captures the window as
@@ -55,7 +55,7 @@ def train_model(path: Path, seconds: float) -> Path:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images")
-    parser.add_argument("--train-seconds", type=float, default=30.0)
+    parser.add_argument("--train-seconds", type=float, default=90.0)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cytounet-export-shot-"))
     os.environ["CYTOUNET_SETTINGS_DIR"] = str(work / "settings")
@@ -95,7 +95,10 @@ def main() -> int:
     for layer in list(viewer.layers):
         layer.visible = False
     viewer.open(work / "cover.png", name="cover.png (from the package)")
-    viewer.reset_view()
+    pump(0.5)
+    cover = viewer.layers[-1].data
+    viewer.camera.center = (cover.shape[0] / 2, cover.shape[1] / 2)
+    viewer.camera.zoom = 0.95 * 670 / cover.shape[1]  # the canvas is ~670 px wide here
     area = widget.scroll_area
     inner = area.widget()
     top = section.header.native.mapTo(inner, section.header.native.rect().topLeft())

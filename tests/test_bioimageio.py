@@ -138,6 +138,7 @@ def test_export_writes_a_complete_package(package, trained):
     assert w == 2 * h
 
 
+@pytest.mark.slow
 def test_package_passes_bioimageio_test_model_offline(package):
     from napari_cytounet.core.export import test_package
 
@@ -152,6 +153,7 @@ def test_package_passes_bioimageio_test_model_offline(package):
 # round trips and import
 
 
+@pytest.mark.slow
 def test_round_trip_masks_agree(package, trained, sample):
     from napari_cytounet.core.bioimageio_io import load_bioimageio
     from napari_cytounet.core.bundle import load_bundle

@@ -8,6 +8,7 @@ import zipfile
 import pytest
 from gui_helpers import JOB_TIMEOUT_MS, dock, snapshot
 
+pytestmark = pytest.mark.gui
 pytest.importorskip("bioimageio.core", reason="needs the napari-cytounet[bioimageio] extra")
 
 
