@@ -16,8 +16,10 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -174,6 +176,42 @@ def load_package_description(path: str | os.PathLike) -> Any:
         detail = "; ".join(f"{'.'.join(map(str, e.loc))}: {e.msg}" for e in errors[:3])
         raise ModelError(f"{path.name} is not a valid bioimage.io description ({detail}).")
     return descr
+
+
+@contextlib.contextmanager
+def _working_dir(path: str | os.PathLike) -> Any:
+    """Run the block in ``path`` (``contextlib.chdir`` of Python 3.11)."""
+    previous = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+def test_package(path: str | os.PathLike, weight_format: str | None = None) -> Any:
+    """Run ``bioimageio.core.test_model`` on a package, offline; returns its validation summary.
+
+    The summary's ``status`` is ``"passed"`` when the package reproduces its test
+    outputs with every weights format (or ``weight_format`` only). The test runs
+    in a temporary working folder: bioimageio.core unpacks TensorFlow weights
+    into the current folder.
+
+    Examples
+    --------
+    >>> test_package("cells.bioimageio.zip").status  # doctest: +SKIP
+    'passed'
+    """
+    from bioimageio.core import test_model
+
+    descr = load_package_description(Path(path).expanduser().resolve())
+    with (
+        tempfile.TemporaryDirectory(prefix="cytounet-test-model-") as tmp,
+        _working_dir(tmp),
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("ignore", UserWarning)
+        return test_model(descr, weight_format=weight_format)
 
 
 # ---------------------------------------------------------------------------

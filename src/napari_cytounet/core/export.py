@@ -39,16 +39,16 @@ from typing import Any
 import numpy as np
 
 from .bioimageio_io import (
-    load_package_description,
     offline_context,
     require_bioimageio,
+    test_package,
     urls_in,
 )
 from .bundle import ModelBundle, save_bundle
 from .data import normalize_image, to_channels_last
 from .errors import DataError, ModelError
+from .export_docs import PROJECT_URL, readme_text, write_cover, write_history_csv
 
-PROJECT_URL = "https://github.com/napari-cytounet/napari-cytounet"
 UNET_DOI = "10.1007/978-3-319-24574-4_28"
 UNET_CITATION = (
     "Ronneberger O, Fischer P, Brox T (2015). U-Net: Convolutional Networks for Biomedical "
@@ -216,100 +216,6 @@ def reference_output(bundle: ModelBundle, crop: np.ndarray, pad: int = 0) -> np.
     model = bundle.inference_model("float32")
     out = np.asarray(model(x, training=False), dtype=np.float32)
     return out[:, pad : out.shape[1] - pad, pad : out.shape[2] - pad]
-
-
-def _cover(crop: np.ndarray, prob: np.ndarray, threshold: float, path: Path) -> Path:
-    """Write a 2:1 PNG: the input, and the input with the mask overlaid in colour."""
-    import imageio.v3 as iio
-
-    gray = crop.astype(np.float32).mean(axis=-1)
-    lo, hi = np.percentile(gray, [1.0, 99.8])
-    gray = np.clip((gray - lo) / max(hi - lo, 1e-6), 0, 1)
-    rgb = np.repeat((gray * 255).astype(np.uint8)[..., None], 3, axis=-1)
-    mask = prob[0, ..., 0] >= threshold if prob.shape[-1] == 1 else prob[0].argmax(-1) > 0
-    overlay = rgb.astype(np.float32)
-    overlay[mask] = 0.55 * overlay[mask] + 0.45 * np.array([255.0, 60.0, 200.0])
-    edge = mask & ~(
-        np.roll(mask, 1, 0) & np.roll(mask, -1, 0) & np.roll(mask, 1, 1) & np.roll(mask, -1, 1)
-    )
-    overlay[edge] = (255.0, 255.0, 0.0)
-    iio.imwrite(path, np.concatenate([rgb, overlay.astype(np.uint8)], axis=1))
-    return path
-
-
-def _history_csv(bundle: ModelBundle, path: Path) -> Path | None:
-    history = {k: v for k, v in (bundle.history or {}).items() if isinstance(v, list) and v}
-    if not history:
-        return None
-    keys = sorted(history)
-    rows = max(len(v) for v in history.values())
-    lines = ["epoch," + ",".join(keys)]
-    for i in range(rows):
-        cells = [
-            "" if i >= len(history[k]) or history[k][i] is None else f"{history[k][i]:.6g}"
-            for k in keys
-        ]
-        lines.append(f"{i + 1}," + ",".join(cells))
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def _readme(bundle: ModelBundle, options: ExportOptions, formats: list[str]) -> str:
-    from .._version import __version__
-
-    norm = bundle.normalization
-    if norm.method == "percentile":
-        prep = (
-            f"per image and channel, the {norm.low:g}th percentile is mapped to 0 and the "
-            f"{norm.high:g}th to 1 (`scale_range`, no clipping)"
-        )
-    else:
-        prep = f"intensities divided by {norm.scale:g} (`scale_linear`)"
-    activation = "sigmoid" if bundle.classes == 1 else "softmax"
-    out = (
-        f"foreground probability (sigmoid); threshold it at {options.threshold:g} for a mask"
-        if bundle.classes == 1
-        else f"{bundle.classes} class probabilities (softmax); the mask is the argmax"
-    )
-    return f"""# {options.name}
-
-{options.description}
-
-A 2D UNet (Ronneberger et al. 2015) trained with napari-cytounet {__version__}
-({PROJECT_URL}).
-
-## Inputs and outputs
-
-- Input `raw`: axes (batch, y, x, channel), {bundle.in_channels} channel(s); height and
-  width are multiples of {bundle.unet.divisor} (2**depth, depth {bundle.unet.depth}).
-- Preprocessing: {prep}.
-- Output `probabilities`: {out}. The {activation} is the network's last layer.
-- Weights: {", ".join(formats)}.
-
-## How it was trained
-
-```
-{bundle.describe()}
-```
-
-The full training record (settings, per-epoch history, a summary of the training
-data with content hashes, library versions) is attached as `training_record.json`
-(and the history as `training_history.csv`).
-
-## Validation
-
-napari-cytounet reports Dice on held-out validation patches during training
-(`val_dice` in the history). To validate on your own data, predict held-out
-images and compare the thresholded masks with manual masks, e.g. with
-`cytounet score`.
-
-## How to run it
-
-- napari-cytounet: `cytounet predict PACKAGE.zip IMAGES -o OUT`, or load the
-  package in the Model widget.
-- Python: `bioimageio.core.predict(model="package.zip", inputs=image)`.
-- deepImageJ, ilastik and other bioimage.io consumers: import the zip.
-"""
 
 
 def _axes(bundle: ModelBundle) -> tuple[list[Any], list[Any]]:
@@ -480,9 +386,9 @@ def _describe(
 
     weights = _weights(bundle, options, work, notes)
     formats = [name for name, entry in weights if entry is not None]
-    (work / "README.md").write_text(_readme(bundle, options, formats))
+    (work / "README.md").write_text(readme_text(bundle, options, formats))
     attachments = [v0_5.FileDescr(source=work / "training_record.json")]
-    csv = _history_csv(bundle, work / "training_history.csv")
+    csv = write_history_csv(bundle, work / "training_history.csv")
     if csv is not None:
         attachments.append(v0_5.FileDescr(source=csv))
     tags = ["unet", "segmentation", "2d", "keras", "napari-cytounet", *options.tags]
@@ -596,7 +502,9 @@ def export_bioimageio(
         work = Path(tmp)
         ref = reference_output(bundle, crop)
         pad = halo(bundle) if bundle.fixed_input_size is None else 0
-        _cover(crop, reference_output(bundle, crop, pad), options.threshold, work / "cover.png")
+        write_cover(
+            crop, reference_output(bundle, crop, pad), options.threshold, work / "cover.png"
+        )
         with offline_context(work, {PROJECT_URL, *urls_in(options.cite_url or "")}):
             tensors = _tensors(bundle, crop, ref, work)
             descr = _describe(bundle, options, work, tensors, notes)
@@ -613,20 +521,14 @@ def export_bioimageio(
     return ExportResult(target, formats, time.perf_counter() - t0, notes)
 
 
-def test_package(path: str | os.PathLike, weight_format: str | None = None) -> Any:
-    """Run ``bioimageio.core.test_model`` on a package, offline; returns its validation summary.
-
-    The summary's ``status`` is ``"passed"`` when the package reproduces its test
-    outputs with every weights format (or ``weight_format`` only).
-
-    Examples
-    --------
-    >>> test_package("cells.bioimageio.zip").status  # doctest: +SKIP
-    'passed'
-    """
-    from bioimageio.core import test_model
-
-    descr = load_package_description(path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return test_model(descr, weight_format=weight_format)
+__all__ = [
+    "ExportOptions",
+    "ExportResult",
+    "default_sample_image",
+    "export_bioimageio",
+    "halo",
+    "package_path",
+    "reference_output",
+    "test_crop",
+    "test_package",
+]
