@@ -278,6 +278,16 @@ def test_foreign_keras_package_runs_with_its_own_processing(tmp_path, fmt):
         assert (expected == (got > 0.5)).mean() > 0.999
     labels = segment(bundle, image[0])
     assert labels.shape == (50, 70)
+    # it travels to a worker process by path, and cannot be re-exported
+    import pickle
+
+    again = pickle.loads(pickle.dumps(bundle))
+    assert type(again) is type(bundle) and again.path == bundle.path
+    np.testing.assert_array_equal(predict_probabilities(again, image[0]), prob[0])
+    from napari_cytounet.core.export import export_bioimageio
+
+    with pytest.raises(ModelError, match="made elsewhere"):
+        export_bioimageio(bundle, tmp_path / "again.zip")
 
 
 # ---------------------------------------------------------------------------

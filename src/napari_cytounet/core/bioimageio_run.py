@@ -122,9 +122,7 @@ class BioimageioBundle(ModelBundle):
 
     def __reduce__(self) -> tuple:
         """Pickle by path: the package is loaded again (e.g. in a worker process)."""
-        from .bioimageio_io import load_bioimageio
-
-        return (load_bioimageio, (str(self.path), "bioimageio"))
+        return (load_external, (str(self.path),))
 
     def describe(self) -> str:
         """What the package is and how it is run."""
@@ -220,6 +218,18 @@ class BioimageioBundle(ModelBundle):
             result[index] = prob[..., 0] if self.classes == 1 else prob
             yield PredictionProgress(done=p + 1, total=planes, plane=p + 1, planes=planes)
         yield result
+
+
+def load_external(path: str | Path) -> BioimageioBundle:
+    """Load a package to run through bioimageio.core (what unpickling a bundle calls).
+
+    Examples
+    --------
+    >>> bundle = load_external("other-model.zip")  # doctest: +SKIP
+    """
+    from .bioimageio_io import load_bioimageio
+
+    return load_bioimageio(path, runner="bioimageio")
 
 
 def is_external(bundle: Any) -> bool:

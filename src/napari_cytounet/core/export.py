@@ -486,6 +486,11 @@ def export_bioimageio(
 
     t0 = time.perf_counter()
     if not isinstance(bundle, ModelBundle) or getattr(bundle, "model", None) is None:
+        if getattr(bundle, "descr", None) is not None:  # run by bioimageio.core
+            raise ModelError(
+                f"{bundle.name!r} was loaded from a bioimage.io package made elsewhere; share "
+                "that package itself (it cannot be exported again from here)."
+            )
         raise ModelError("Nothing to export: load or train a napari-cytounet model first.")
     target = package_path(path, overwrite)
     options = _check_options(bundle, options or ExportOptions())
