@@ -388,7 +388,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="segment images with a trained model",
         description="Segment images with a trained model.",
     )
-    p.add_argument("model", metavar="MODEL.keras", help="trained model (.keras, or legacy .h5)")
+    p.add_argument(
+        "model",
+        metavar="MODEL.keras",
+        help="trained model (.keras, legacy .h5, or a bioimage.io .zip / rdf.yaml)",
+    )
     p.add_argument("images", metavar="IMAGES", help="an image file or a folder of images")
     p.add_argument(
         "-o",
@@ -512,6 +516,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="training time budget (default 90)",
     )
     p.set_defaults(func=_cmd_demo)
+
+    from .cli_export import add_export_parser  # export (bioimage.io package)
+
+    add_export_parser(sub, common, _FORMATTER)
     return parser
 
 
@@ -1154,7 +1162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         debug = bool(getattr(args, "debug", False))
         if args.command is None:
             raise UsageError(
-                "choose a command: train, predict, score, check or demo; see 'cytounet --help'"
+                "choose a command: train, predict, score, check, demo or export; "
+                "see 'cytounet --help'"
             )
         return int(args.func(args))
     except UsageError as exc:

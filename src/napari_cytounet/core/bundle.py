@@ -486,6 +486,9 @@ def _infer_unet_config(model: Any) -> tuple[UNetConfig, tuple[int, int] | None]:
 def load_bundle(path: str | os.PathLike) -> ModelBundle:
     """Load a model bundle (``.keras``) or a legacy tf.keras HDF5 UNet (``.h5``/``.hdf5``).
 
+    A bioimage.io package (``.zip`` or ``rdf.yaml``) is loaded by
+    :func:`~.bioimageio_io.load_bioimageio`.
+
     Raises
     ------
     ModelError
@@ -501,6 +504,10 @@ def load_bundle(path: str | os.PathLike) -> ModelBundle:
     path = Path(path).expanduser()
     if not path.exists():
         raise ModelError(f"No model file at {path}; check the path or train a model first.")
+    if path.is_file() and path.suffix.lower() in (".zip", ".yaml", ".yml"):  # bioimage.io
+        from .bioimageio_io import load_bioimageio
+
+        return load_bioimageio(path)
     if path.is_dir():
         raise ModelError(f"{path} is a folder; choose a .keras model file.")
     suffix = path.suffix.lower()

@@ -269,6 +269,9 @@ def iter_probabilities(
     """Generator form of :func:`predict_probabilities`: yields progress, then the array."""
     if not isinstance(bundle, ModelBundle):
         raise ModelError("Expected a ModelBundle; load one with load_bundle(path).")
+    if hasattr(bundle, "iter_probabilities"):  # a bioimage.io model run by bioimageio.core
+        yield from bundle.iter_probabilities(image, channel_axis=channel_axis)
+        return
     if batch_size < 1:
         raise DataError(f"batch_size must be >= 1, got {batch_size}.")
     image = _split_channels(image, bundle, channel_axis)

@@ -48,6 +48,13 @@ class ModelSaved:
     versions: dict[str, str]
 
 
+@dataclass(frozen=True)
+class Exported:
+    """A job exported a model: an :class:`~napari_cytounet.core.export.ExportResult`."""
+
+    result: Any
+
+
 class EngineStopped(CytoUNetError):
     """The engine process ended while a job was running (crash, abort, kill).
 

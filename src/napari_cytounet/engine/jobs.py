@@ -140,10 +140,28 @@ def train_job(request: TrainingRequest, stop: threading.Event) -> Iterator[Any]:
         yield event
 
 
+def export_job(
+    bundle: Any,
+    path: Path,
+    options: Any,
+    sample: Any,
+    overwrite: bool,
+    stop: threading.Event,
+) -> Iterator[Any]:
+    """Export a bundle as a bioimage.io package; yields :class:`~.events.Exported`."""
+    from napari_cytounet.core.export import export_bioimageio
+
+    from .events import Exported
+
+    live = warm(bundle)
+    yield Exported(export_bioimageio(live, path, options, sample_image=sample, overwrite=overwrite))
+
+
 #: Job name -> generator function (every one takes ``stop``, a threading.Event).
 JOBS: dict[str, Callable[..., Iterator[Any]]] = {
     "load": load_job,
     "save": save_job,
     "predict": predict_job,
     "train": train_job,
+    "export": export_job,
 }

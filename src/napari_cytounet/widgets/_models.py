@@ -28,6 +28,7 @@ from ._common import (
     wrap_text,
 )
 from ._jobs import ModelLoaded, engine_status, load_job, start_save
+from ._export import add_export_section
 from ._plot import TrainingPlot
 from ._scroll import ScrollingDock
 from ._session import session_for
@@ -50,7 +51,9 @@ class ModelWidget(ScrollingDock):
 
         self._summary = Label(value="")
         wrap_text(self._summary)
-        self._load_path = FileEdit(mode="r", filter="*.keras *.h5 *.hdf5", label="Model file")
+        self._load_path = FileEdit(
+            mode="r", filter="*.keras *.h5 *.hdf5 *.zip *.yaml", label="Model file"
+        )
         self._load_btn = PushButton(text="Load as current model")
         self._save_path = FileEdit(mode="w", filter="*.keras", label="Save as")
         self._save_btn = PushButton(text="Save current model")
@@ -78,7 +81,8 @@ class ModelWidget(ScrollingDock):
         self._load_btn.changed.connect(self._on_load_clicked)
         self._save_btn.changed.connect(self._on_save_clicked)
         self._session.changed.connect(self._on_session_changed)
-        connect_shutdown(self, self._runner)
+        self._export = add_export_section(self.body, self._session, after=self._save_btn)
+        connect_shutdown(self, self._runner, self._export.runner)
         self._on_session_changed()
 
     @property

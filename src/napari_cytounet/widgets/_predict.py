@@ -90,7 +90,9 @@ class PredictWidget(ScrollingDock):
             value="current",
             orientation="horizontal",
         )
-        self._model_file = FileEdit(mode="r", filter="*.keras *.h5 *.hdf5", label="Model file")
+        self._model_file = FileEdit(
+            mode="r", filter="*.keras *.h5 *.hdf5 *.zip *.yaml", label="Model file"
+        )
         self._model_info = Label(value="")
         wrap_text(self._model_info)
         self._threshold = FloatSpinBox(value=0.5, min=0.01, max=0.99, step=0.05, label="Threshold")
