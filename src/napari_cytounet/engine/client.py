@@ -285,7 +285,8 @@ class Engine:
                 finished = True
                 if kind == "error":
                     exc, details = message[2], message[3]
-                    exc.add_note(f"In the engine process:\n{details}")
+                    if hasattr(exc, "add_note"):  # Python >= 3.11
+                        exc.add_note(f"In the engine process:\n{details}")
                     raise exc
                 if kind == "died":
                     raise EngineStopped.from_returncode(message[2])
