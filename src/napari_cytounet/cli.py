@@ -869,20 +869,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _channel_axis(image: Any, bundle: Any, name: str) -> int | None:
-    """Where the colour channels of ``image`` are for this model (raises ModelError)."""
-    wanted = bundle.in_channels
-    if wanted == 1:
-        if image.ndim == 3 and image.shape[-1] in (3, 4):
-            return -1  # a colour image given to a gray model: its mean intensity is used
-        return None
-    if image.ndim >= 3 and image.shape[-1] == wanted:
-        return -1
-    kind = "a grayscale image" if image.ndim == 2 else f"shape {tuple(image.shape)}"
-    raise ModelError(
-        f"{name}: the model {bundle.path.name if bundle.path else bundle.name} expects "
-        f"{wanted}-channel images (channels last) but {name} is {kind}; use a model trained "
-        "on images like these."
-    )
+    """Where the colour channels of ``image`` are for this model (raises DataError)."""
+    from .core.data import channel_axis_for
+
+    return channel_axis_for(image.shape, bundle.in_channels, name)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from .core.files import atomic_write
 from .sample_data import SAMPLE_DIR, TRAIN_NAMES, VALIDATION_NAMES, sample_paths
 
 __all__ = [
@@ -191,10 +192,7 @@ def _load(names: tuple[str, ...]) -> tuple[list[np.ndarray], list[np.ndarray]]:
 
 
 def _write_text(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, text)
 
 
 def _report(result: DemoResult, finished: Any, bundle: Any) -> str:

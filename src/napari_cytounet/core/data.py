@@ -31,10 +31,63 @@ from typing import Any
 import numpy as np
 
 from .config import NormalizationConfig
-from .errors import DataError
+from .errors import DataError, ModelError
 
 # ---------------------------------------------------------------------------
 # images
+
+
+def channel_axis_for(shape: Sequence[int], in_channels: int, name: str = "the image") -> int | None:
+    """Where the channels of an image of ``shape`` are, for a model with ``in_channels``.
+
+    The one rule used by the API, the CLI and the widgets:
+
+    * one-channel model: ``(..., H, W)`` has no channel axis (leading axes are planes);
+      an RGB(A) image ``(H, W, 3|4)`` is used as its mean intensity (``-1``); ``(H, W, 1)``
+      is one channel (``-1``); a short last axis of 2 or 5-8 values after a long one
+      (``(256, 256, 2)``) is channels, which a one-channel model cannot take: refused,
+      instead of being read as 256 planes of 256x2 pixels;
+    * ``C``-channel model: channels last (``-1``) or, failing that, channels first
+      (``(..., C, H, W)``, ``-3``); anything else is refused.
+
+    Raises
+    ------
+    ModelError
+        The image's channels do not fit the model; the message says why.
+
+    Examples
+    --------
+    >>> channel_axis_for((256, 256), 1) is None
+    True
+    >>> channel_axis_for((2, 256, 256), 2)
+    -3
+    """
+    shape = tuple(int(n) for n in shape)
+    ndim = len(shape)
+    looks_like_channels = ndim >= 3 and shape[-1] <= 8 and shape[-2] >= 4 * shape[-1]
+    if in_channels == 1:
+        if not looks_like_channels:
+            return None
+        if shape[-1] in (1, 3, 4) and ndim == 3:
+            return -1
+        if shape[-1] == 1:
+            return -1
+        raise ModelError(
+            f"{name} has shape {shape}: its last axis looks like {shape[-1]} channels, but "
+            "the model takes one-channel images. Pick one channel (in napari: split the "
+            "channels; in Python: image[..., k]) or train a model on "
+            f"{shape[-1]}-channel images (--in-channels {shape[-1]})."
+        )
+    if ndim >= 3 and shape[-1] == in_channels:
+        return -1
+    if ndim >= 3 and shape[-3] == in_channels:
+        return -3
+    kind = "a grayscale image" if ndim == 2 else f"of shape {shape}"
+    raise ModelError(
+        f"The model expects {in_channels}-channel images (channels last or first) but {name} "
+        f"is {kind}; use a model trained on images like these, or give the image with "
+        f"{in_channels} channels."
+    )
 
 
 def to_channels_last(image: np.ndarray, in_channels: int | None = None) -> np.ndarray:

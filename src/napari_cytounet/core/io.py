@@ -29,10 +29,8 @@ Examples
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError
+from .files import atomic_write
 
 IMAGE_EXTENSIONS = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 """File suffixes read as images (compared case-insensitively)."""
@@ -422,7 +421,11 @@ def pair_folders(images_dir: PathLike, masks_dir: PathLike) -> Pairing:
 
 
 def _atomic_write(path: Path, write) -> Path:
-    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it."""
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it.
+
+    See :func:`napari_cytounet.core.files.atomic_write` (permissions follow the umask; a
+    replaced file keeps its mode; orphans of killed runs are cleaned up).
+    """
     path = Path(path).expanduser()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -430,17 +433,7 @@ def _atomic_write(path: Path, write) -> Path:
         raise DataError(
             f"Cannot create the output folder '{path.parent}': {exc}; choose a writable folder."
         ) from exc
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    return path
+    return atomic_write(path, write)
 
 
 def _write_tiff(tmp: Path, array: np.ndarray, rgb: bool = False) -> None:
