@@ -145,8 +145,12 @@ class TilePlan:
     ) -> None:
         if overlap is None:
             overlap = max(4 * divisor, 64)
+            if fixed is not None:  # small fixed inputs (64x64): a quarter of the tile at most
+                overlap = min(overlap, max(divisor, _round_down(min(fixed) // 4, divisor)))
         overlap = _round_up(int(overlap), divisor)
         halo = overlap * 3 // 8
+        if fixed is not None and (height, width) == tuple(fixed):
+            halo = 0  # exactly the model's input: one tile, as the model's authors ran it
         self.halo, self.overlap = halo, overlap
         span_h, span_w = height + 2 * halo, width + 2 * halo
         if fixed is not None:
