@@ -46,6 +46,17 @@ from pathlib import Path
 from typing import Any
 
 from ._version import __version__
+from .core.config import (
+    BATCH_RANGE,
+    CLASSES_RANGE,
+    DEPTH_RANGE,
+    FILTERS_RANGE,
+    LABEL_MODES,
+    LOSSES,
+    PATCH_RANGE,
+    PRECISIONS,
+    SEED_RANGE,
+)
 from .core.errors import ConfigError, CytoUNetError, DataError, ModelError
 
 PROG = "cytounet"
@@ -319,14 +330,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--labels",
-        choices=("dense", "scribbles"),
+        choices=LABEL_MODES,
         default="dense",
         help="dense masks (0 = background) or scribbles (0 = not annotated, "
         "1 = background, 2 = foreground); default dense",
     )
     p.add_argument(
         "--classes",
-        type=_int_range(1, 255),
+        type=_int_range(*CLASSES_RANGE),
         metavar="N",
         help="1 for a binary model (default), else the number of classes",
     )
@@ -338,13 +349,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--patch-size",
-        type=_int_range(16, 2048, "a whole number of pixels"),
+        type=_int_range(*PATCH_RANGE, "a whole number of pixels"),
         metavar="PX",
         help="side of the square training patches (default 128; "
         "rounded up to a multiple of 2**depth)",
     )
     p.add_argument(
-        "--batch-size", type=_int_range(1, 1024), metavar="N", help="patches per batch (default 16)"
+        "--batch-size",
+        type=_int_range(*BATCH_RANGE),
+        metavar="N",
+        help="patches per batch (default 16)",
     )
     p.add_argument(
         "--lr",
@@ -353,23 +367,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="learning rate (default 0.002, cosine decay)",
     )
     p.add_argument(
-        "--depth", type=_int_range(2, 5), metavar="N", help="UNet depth, 2-5 (default 4)"
+        "--depth", type=_int_range(*DEPTH_RANGE), metavar="N", help="UNet depth, 2-5 (default 4)"
     )
     p.add_argument(
         "--filters",
-        type=_int_range(1, 256),
+        type=_int_range(*FILTERS_RANGE),
         metavar="N",
         help="filters of the first level, doubled per level (default 16)",
     )
+    p.add_argument("--loss", choices=LOSSES, help="training loss (default bce_dice)")
     p.add_argument(
-        "--loss", choices=("bce", "dice", "bce_dice"), help="training loss (default bce_dice)"
-    )
-    p.add_argument(
-        "--seed", type=_int_range(0, 2**31 - 1), metavar="N", help="random seed (default 0)"
+        "--seed", type=_int_range(*SEED_RANGE), metavar="N", help="random seed (default 0)"
     )
     p.add_argument(
         "--precision",
-        choices=("auto", "float32", "mixed_bfloat16"),
+        choices=PRECISIONS,
         help="float32, or mixed_bfloat16 where the hardware has it (default auto)",
     )
     p.add_argument(
@@ -475,7 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("masks", metavar="MASKS", help="folder of masks (or scribbles)")
     p.add_argument(
         "--labels",
-        choices=("dense", "scribbles"),
+        choices=LABEL_MODES,
         default="dense",
         help="dense masks or scribbles (default dense)",
     )
@@ -769,31 +781,27 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 "--from to train a new model."
             )
 
-    defaults = TrainingConfig()
-    epochs, max_time = args.epochs, args.max_time
-    if epochs is None and max_time is None:
-        epochs = defaults.epochs
-    config = TrainingConfig(
-        epochs=epochs,
-        max_time=max_time,
-        steps_per_epoch=args.steps_per_epoch or defaults.steps_per_epoch,
-        patch_size=args.patch_size or defaults.patch_size,
-        batch_size=args.batch_size or defaults.batch_size,
-        learning_rate=args.lr or defaults.learning_rate,
-        loss=args.loss or defaults.loss,
-        labels=args.labels,
-        seed=args.seed if args.seed is not None else defaults.seed,
-        precision=args.precision or defaults.precision,
-    )
-    unet_defaults = UNetConfig()
-    unet = UNetConfig(
-        depth=args.depth or unet_defaults.depth,
-        base_filters=args.filters or unet_defaults.base_filters,
-        classes=args.classes or 1,
-    )
+    # every value given is used (or refused by its argparse type): None means "not given"
+    given = {
+        "epochs": args.epochs,
+        "max_time": args.max_time,
+        "steps_per_epoch": args.steps_per_epoch,
+        "patch_size": args.patch_size,
+        "batch_size": args.batch_size,
+        "learning_rate": args.lr,
+        "loss": args.loss,
+        "seed": args.seed,
+        "precision": args.precision,
+    }
+    settings = {k: v for k, v in given.items() if v is not None}
+    if args.epochs is not None or args.max_time is not None:
+        settings.setdefault("epochs", None)
+    config = TrainingConfig(labels=args.labels, **settings)
+    architecture = {"depth": args.depth, "base_filters": args.filters, "classes": args.classes}
+    unet = UNetConfig(**{k: v for k, v in architecture.items() if v is not None})
 
     # the quality check, before any expensive work
-    classes = args.classes or 1
+    classes = unet.classes
     reports = [_check_folder_pair(args.images, args.masks, args.labels, classes, "training")]
     if args.val_images is not None:
         reports.append(

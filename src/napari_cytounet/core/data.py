@@ -183,6 +183,37 @@ def normalize_image(
 # labels
 
 
+def label_values_problem(largest: int, mode: str, classes: int) -> str | None:
+    """Why labels whose largest value is ``largest`` cannot train this model, or None.
+
+    The one rule for the quality check and for training: dense labels of a
+    ``classes >= 2`` model are class indices ``0..classes-1``; scribbles are
+    0 (not annotated), 1 (background), ``2..max(classes, 2)`` (classes). Dense
+    binary masks take any value (nonzero = foreground).
+
+    Examples
+    --------
+    >>> label_values_problem(255, "dense", 1) is None
+    True
+    >>> "0..2" in label_values_problem(255, "dense", 3)
+    True
+    """
+    if mode == "dense" and classes >= 2 and largest >= classes:
+        hint = " (0/255 masks are binary: use 1 class)" if largest == 255 else ""
+        return (
+            f"the labels hold value {largest} but a {classes}-class model expects class "
+            f"indices 0..{classes - 1}{hint}; relabel the masks or set the number of classes "
+            "to match."
+        )
+    top = max(classes, 2)
+    if mode == "scribbles" and largest > top:
+        return (
+            f"scribbles must be 0 (not annotated), 1 (background), 2..{top} (classes); found "
+            f"{largest}. Use dense mode for instance masks, or set the number of classes."
+        )
+    return None
+
+
 def labels_to_targets(
     labels: np.ndarray, mode: str = "dense", classes: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -207,24 +238,19 @@ def labels_to_targets(
             raise DataError("Labels must hold integer values (0 = background / not annotated).")
     if labels.size and labels.min() < 0:
         raise DataError("Labels must not be negative.")
-    n_out = max(classes, 2)
     if mode == "dense":
         if classes == 1:
             target = (labels > 0).astype(np.uint8)
         else:
-            if labels.max(initial=0) >= classes:
-                raise DataError(
-                    f"Dense labels for a {classes}-class model must be 0..{classes - 1}; "
-                    f"found {int(labels.max())}."
-                )
+            problem = label_values_problem(int(labels.max(initial=0)), mode, classes)
+            if problem:
+                raise DataError(problem)
             target = labels.astype(np.uint8)
         weight = np.ones(labels.shape, np.float32)
     elif mode == "scribbles":
-        if labels.max(initial=0) > n_out:
-            raise DataError(
-                f"Scribbles must be 0 (not annotated), 1 (background), 2..{n_out} (classes); "
-                f"found {int(labels.max())}. Use dense mode for instance masks."
-            )
+        problem = label_values_problem(int(labels.max(initial=0)), mode, classes)
+        if problem:
+            raise DataError(problem)
         weight = (labels > 0).astype(np.float32)
         target = np.where(labels > 0, labels - 1, 0).astype(np.uint8)
     else:
