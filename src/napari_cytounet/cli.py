@@ -451,6 +451,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="png",
         help="file format of the masks (default png; stacks are always tif)",
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace files in OUT_DIR that cytounet did not write (it always replaces its own)",
+    )
     p.set_defaults(func=_cmd_predict)
 
     # score ----------------------------------------------------------------
@@ -465,6 +470,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("predictions", metavar="PRED_DIR", help="folder of predicted masks")
     p.add_argument("truth", metavar="TRUTH_DIR", help="folder of ground-truth masks")
     p.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --csv FILE even if it is not an earlier score table",
+    )
     p.add_argument(
         "--iou-threshold",
         type=_threshold,
@@ -522,6 +532,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         default=None,
         help="training time budget (default 90)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace files in --out that the demo did not write (a report.md of yours, ...)",
     )
     p.set_defaults(func=_cmd_demo)
     return parser
@@ -948,6 +963,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         del image
 
     suffix = ".tif" if args.format == "tif" else ".png"
+    targets = []
+    for path in inputs:
+        targets.append(out_dir / f"{path.stem}{suffix}")
+        if args.probabilities:
+            targets.append(out_dir / "probabilities" / f"{path.stem}.tif")
+    _guard_outputs(out_dir, targets, args.overwrite)
     bar = None
     if not args.quiet:
         from tqdm import tqdm
@@ -991,17 +1012,26 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             file_suffix = suffix
             if labels.ndim > 2 or (suffix == ".png" and labels.max(initial=0) > 65535):
                 file_suffix = ".tif"
-            written.append(write_labels(out_dir / f"{path.stem}{file_suffix}", labels))
+            target = out_dir / f"{path.stem}{file_suffix}"
+            if file_suffix != suffix:  # a stack or many labels: TIFF, not the claimed name
+                _guard_outputs(out_dir, [target], args.overwrite)
+            written.append(write_labels(target, labels))
             if args.probabilities:
-                write_image(
-                    out_dir / "probabilities" / f"{path.stem}.tif",
-                    prob.astype(np.float32, copy=False),
+                written.append(
+                    write_image(
+                        out_dir / "probabilities" / f"{path.stem}.tif",
+                        prob.astype(np.float32, copy=False),
+                    )
                 )
             del image, prob, labels
+    except BaseException:
+        _report_partial(written, inputs, out_dir)
+        raise
     finally:
         if bar is not None:
             bar.close()
     seconds = time.perf_counter() - t0
+    written = [w for w in written if w.parent == out_dir]
     what = "instance label image" if instances else "mask"
     extra = f" and probability maps to {out_dir / 'probabilities'}" if args.probabilities else ""
     _say(
@@ -1009,6 +1039,26 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         f"({seconds:.1f} s)."
     )
     return EXIT_OK
+
+
+def _guard_outputs(folder: Path, targets: list[Path], overwrite: bool) -> None:
+    """Refuse to replace files this program did not write (unless --overwrite); claim them."""
+    from .core.files import claim_outputs, refuse_foreign
+
+    if folder.is_dir() and not overwrite:
+        refuse_foreign(folder, targets, "--overwrite", "predictions")
+    claim_outputs(folder, targets, "predict")
+
+
+def _report_partial(written: list[Path], inputs: Sequence[Path], out_dir: Path) -> None:
+    """After a failure or Ctrl-C: which outputs were written, which were not (with paths)."""
+    done = {w.stem for w in written if w.parent == out_dir}
+    missing = [p for p in inputs if p.stem not in done]
+    shown = ", ".join(str(w) for w in written[:5]) + (" ..." if len(written) > 5 else "")
+    _warn(f"written before the stop ({len(written)} file(s)): {shown or 'none'}")
+    if missing:
+        names = ", ".join(str(p) for p in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        _warn(f"not written ({len(missing)} image(s) without a mask in {out_dir}): {names}")
 
 
 def _read_label_image(path: Path) -> Any:
@@ -1033,6 +1083,11 @@ def _cmd_score(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"--csv {args.csv} names an image file, which would be overwritten; "
                 "use e.g. --csv scores.csv"
+            )
+        if csv_path.exists() and not args.overwrite and not ScoreTable.is_score_csv(csv_path):
+            raise UsageError(
+                f"--csv {args.csv} exists and is not a score table written by cytounet; "
+                "name another file, or pass --overwrite to replace it"
             )
     pairing = pair_folders(args.predictions, args.truth)
     rows = []
@@ -1101,7 +1156,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     progress = TrainingProgress(quiet=args.quiet)
     try:
         with graceful_stop() as stop:
-            result = demo.run_demo(out, max_time=max_time, callback=progress, stop=stop)
+            result = demo.run_demo(
+                out, max_time=max_time, callback=progress, stop=stop, overwrite=args.overwrite
+            )
     finally:
         progress.close()
     if progress.finished is not None:

@@ -211,3 +211,84 @@ def finish_before_interrupt(what: str):
         signal.signal(signal.SIGINT, previous)
     if received:
         raise KeyboardInterrupt
+
+
+# ---------------------------------------------------------------------------
+# whose files: a folder's record of the files napari-cytounet wrote there
+
+MANIFEST_NAME = ".cytounet-outputs.json"
+
+
+def _manifest(folder: Path) -> dict:
+    import json
+
+    try:
+        data = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"program": "napari-cytounet", "files": []}
+    if not isinstance(data, dict) or not isinstance(data.get("files"), list):
+        return {"program": "napari-cytounet", "files": []}
+    return data
+
+
+def foreign_files(folder: Path, targets: list[Path]) -> list[Path]:
+    """The ``targets`` that exist in ``folder`` but were not written there by this program.
+
+    A folder's outputs are listed in its ``.cytounet-outputs.json`` (written by
+    :func:`claim_outputs` before any output is written), so a rerun may replace them while
+    a user's own files (ground-truth masks, a report of theirs) are recognised as foreign.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> (folder / "a.png").write_bytes(b"mine")
+    4
+    >>> foreign_files(folder, [folder / "a.png", folder / "b.png"])  # doctest: +ELLIPSIS
+    [...a.png')]
+    >>> claim_outputs(folder, [folder / "b.png"], "predict")
+    >>> (folder / "b.png").write_bytes(b"ours")
+    4
+    >>> foreign_files(folder, [folder / "b.png"])
+    []
+    """
+    ours = set(_manifest(folder).get("files", []))
+    found = []
+    for target in targets:
+        relative = target.relative_to(folder).as_posix()
+        if relative not in ours and (target.exists() or target.is_symlink()):
+            found.append(target)
+    return found
+
+
+def claim_outputs(folder: Path, targets: list[Path], command: str) -> None:
+    """Record ``targets`` as this program's outputs in ``folder`` (before writing them).
+
+    Written first, so that a run stopped half-way (Ctrl-C, SIGKILL, full disk) still lets
+    the next run recognise and replace what it wrote.
+    """
+    import json
+
+    data = _manifest(folder)
+    files = set(data.get("files", []))
+    files.update(t.relative_to(folder).as_posix() for t in targets)
+    data.update(program="napari-cytounet", command=command, files=sorted(files))
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(folder / MANIFEST_NAME, json.dumps(data, indent=1) + "\n")
+
+
+def refuse_foreign(folder: Path, targets: list[Path], option: str, what: str) -> None:
+    """Raise :class:`~napari_cytounet.core.errors.DataError` naming files a run would replace.
+
+    ``option`` is how the user allows it (``--overwrite``), ``what`` the kind of output.
+    """
+    from .errors import DataError
+
+    foreign = foreign_files(folder, targets)
+    if foreign:
+        shown = ", ".join(p.name for p in foreign[:3]) + (" ..." if len(foreign) > 3 else "")
+        raise DataError(
+            f"{folder} already holds {len(foreign)} file(s) that the {what} would replace "
+            f"and that napari-cytounet did not write ({shown}); choose an empty or new folder, "
+            f"or pass {option} to replace them."
+        )
