@@ -729,6 +729,8 @@ def _list_inputs(text: str) -> list[Path]:
                 f"{', '.join(IMAGE_EXTENSIONS)} file or a folder of them."
             )
         return [path]
+    if not path.exists() and path.suffix.lower() in IMAGE_EXTENSIONS:
+        raise DataError(f"No image file '{path}'; check the path (or give a folder of images).")
     return list_images(path)
 
 
@@ -884,9 +886,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise ModelError("training ended without a model; nothing was saved.")
     _say(finished.summary)
     output.parent.mkdir(parents=True, exist_ok=True)
-    path = save_bundle(finished.bundle, output)
+    stopped = finished.reason == "stopped"
+    target = output
+    if stopped and output.exists():  # a short run must not replace a good model
+        target = output.with_name(f"{output.stem}.interrupted.keras")
+    path = save_bundle(finished.bundle, target)
     _say(f"Saved the model to {path} (record: {path.with_suffix('.json')}).")
-    if finished.reason == "stopped":
+    if stopped and target != output:
+        raise _Interrupted(
+            f"training was stopped with Ctrl-C; {output} was left as it was and the stopped "
+            f"run's best model is in {path} (rename it to use it)"
+        )
+    if stopped:
         raise _Interrupted(f"training was stopped with Ctrl-C; the best model so far is in {path}")
     return EXIT_OK
 

@@ -23,7 +23,6 @@ Examples
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import json
 import os
@@ -273,16 +272,36 @@ def _json_default(obj: Any) -> Any:
 
 
 def _read_record(path: Path) -> dict[str, Any] | None:
+    """The record inside the archive (else the one beside it); None for a plain Keras model.
+
+    A record that is there but unreadable is reported, never silently ignored: without it
+    the model would run with guessed normalisation and give wrong masks.
+    """
     try:
         with zipfile.ZipFile(path) as archive:
             if RECORD_NAME in archive.namelist():
-                return json.loads(archive.read(RECORD_NAME))
-    except (zipfile.BadZipFile, OSError, json.JSONDecodeError, KeyError):
+                record = json.loads(archive.read(RECORD_NAME))
+                if not isinstance(record, dict):
+                    raise ValueError("not a JSON object")
+                return record
+    except (zipfile.BadZipFile, OSError, KeyError):
         pass
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise ModelError(
+            f"{path.name} has a corrupt napari-cytounet record ({RECORD_NAME} inside the "
+            f"file: {exc}); re-save the model from the session that trained it, or restore "
+            "the file from a backup."
+        ) from exc
     beside = record_path(path)
     if beside.is_file():
-        with contextlib.suppress(OSError, json.JSONDecodeError):
-            return json.loads(beside.read_text())
+        try:
+            record = json.loads(beside.read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelError(
+                f"{path.name}: its record {beside.name} is corrupt ({exc}); restore it, or "
+                "move it away to load the model as a plain Keras model."
+            ) from exc
+        return record if isinstance(record, dict) else None
     return None
 
 
@@ -364,6 +383,8 @@ def load_bundle(path: str | os.PathLike) -> ModelBundle:
     >>> bundle.unet.depth  # doctest: +SKIP
     4
     """
+    if path is None or not isinstance(path, (str, os.PathLike)):
+        raise ModelError(f"load_bundle needs the path of a model file (.keras, .h5), got {path!r}.")
     path = Path(path).expanduser()
     if not path.exists():
         raise ModelError(f"No model file at {path}; check the path or train a model first.")

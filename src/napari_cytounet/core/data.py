@@ -281,6 +281,66 @@ class Example:
     name: str = ""
 
 
+def check_dtype(array: Any, what: str) -> None:
+    """Refuse arrays that are not real numbers (complex, object, text), saying what to do.
+
+    Examples
+    --------
+    >>> check_dtype(np.zeros((2, 2), np.uint8), "image")
+    >>> check_dtype(np.zeros((2, 2), np.complex64), "image")
+    Traceback (most recent call last):
+    ...
+    napari_cytounet.core.errors.DataError: image holds complex numbers (complex64) ...
+    """
+    dtype = getattr(array, "dtype", None)
+    if dtype is None:
+        dtype = np.asarray(array).dtype
+    if dtype.kind == "c":
+        raise DataError(
+            f"{what} holds complex numbers ({dtype}) and a UNet needs real intensities; "
+            "convert it first, e.g. np.abs(image) for the magnitude or image.real."
+        )
+    if dtype.kind not in "biuf":
+        raise DataError(
+            f"{what} has data type {dtype}, not numbers; give a numeric array "
+            "(e.g. np.asarray(image, dtype=np.float32)) read from an image file."
+        )
+
+
+def split_stacks(
+    images: list[Any], labels: list[Any], names: list[str]
+) -> tuple[list[Any], list[Any], list[str]]:
+    """Train 3D stacks plane by plane: a ``(Z, H, W)`` image with ``(Z, H, W)`` labels
+    becomes Z pairs named ``"NAME plane k"``; 2D pairs pass through unchanged.
+
+    Examples
+    --------
+    >>> x, y, n = split_stacks([np.zeros((3, 8, 8))], [np.ones((3, 8, 8), int)], ["s"])
+    >>> len(x), n[1]
+    (3, 's plane 1')
+    """
+    out_x, out_y, out_n = [], [], []
+    for image, lab, name in zip(images, labels, names):
+        shape = getattr(image, "shape", None)
+        lab_shape = getattr(lab, "shape", None)
+        if shape is not None and lab_shape is not None and len(lab_shape) == 3:
+            if tuple(shape[:3]) == tuple(lab_shape) and len(shape) in (3, 4):
+                for k in range(lab_shape[0]):
+                    out_x.append(np.asarray(image[k]))
+                    out_y.append(np.asarray(lab[k]))
+                    out_n.append(f"{name} plane {k}")
+                continue
+            raise DataError(
+                f"{name}: labels of shape {tuple(lab_shape)} for an image of shape "
+                f"{tuple(shape)}. Stacks are trained plane by plane, so a (Z, H, W) image "
+                "needs (Z, H, W) labels; give labels for every plane, or 2D pairs."
+            )
+        out_x.append(image)
+        out_y.append(lab)
+        out_n.append(name)
+    return out_x, out_y, out_n
+
+
 def prepare_examples(
     images: Sequence[np.ndarray],
     labels: Sequence[np.ndarray],
@@ -304,9 +364,12 @@ def prepare_examples(
     if len(images) != len(labels):
         raise DataError(f"Got {len(images)} images but {len(labels)} label images; pair them 1:1.")
     names = list(names) if names is not None else [f"image {i + 1}" for i in range(len(images))]
+    images, labels, names = split_stacks(images, labels, names)
     examples = []
     channels = in_channels
     for image, lab, name in zip(images, labels, names):
+        check_dtype(image, f"{name} (image)")
+        check_dtype(lab, f"{name} (labels)")
         x = normalize_image(image, norm, channels)
         channels = x.shape[-1]
         lab = np.asarray(lab)

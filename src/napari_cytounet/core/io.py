@@ -190,6 +190,11 @@ def read_image(path: PathLike) -> np.ndarray:
 
 def _read(path: PathLike, palette_indices: bool = False) -> np.ndarray:
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise DataError(
+            f"'{path}' is a folder, not an image file; give one image (or use list_images / "
+            "read a folder's files one by one)."
+        )
     if not path.is_file():
         raise DataError(f"Image file '{path}' does not exist; check the path.")
     suffix = path.suffix.lower()

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from .bundle import ModelBundle
-from .data import channel_axis_for, normalization_params, to_channels_last
+from .data import channel_axis_for, check_dtype, normalization_params, to_channels_last
 from .errors import DataError, ModelError
 from .events import PredictionFinished, PredictionProgress
 from .precision import use_xla
@@ -275,6 +275,7 @@ def iter_probabilities(
         raise ModelError("Expected a ModelBundle; load one with load_bundle(path).")
     if batch_size < 1:
         raise DataError(f"batch_size must be >= 1, got {batch_size}.")
+    check_dtype(image if hasattr(image, "dtype") else np.asarray(image), "the image")
     image, has_channels = _split_channels(image, bundle, channel_axis)
     spatial_ndim = 3 if has_channels else 2
     if image.ndim < spatial_ndim:
