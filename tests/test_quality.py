@@ -220,7 +220,7 @@ def test_check_and_training_apply_the_same_class_rule():
     mask[10:40, 10:40] = 255
     issues = check_pair(IMAGE, mask, classes=3, name="m")
     assert codes(issues) == ["invalid_labels"] and "use 1 class" in issues[0].message
-    with pytest.raises(DataError, match="0..2"):
+    with pytest.raises(DataError, match=r"0\.\.2"):
         labels_to_targets(mask, "dense", 3)
     # scribbles: 3 classes take 0..3; 4 is refused by both
     scribbles = np.zeros((64, 64), np.uint8)

@@ -198,7 +198,7 @@ def test_ctrl_c_in_training_keeps_the_existing_model(model: Path, folders: Path)
         seen += proc.stderr.read(1)  # the progress bar: training is running
     time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=240)
+    _out, err = proc.communicate(timeout=240)
     assert proc.returncode == 130, err[-2000:]
     assert target.read_bytes() == before  # the good model is untouched
     beside = model.parent / "kept.interrupted.keras"
