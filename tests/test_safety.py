@@ -385,6 +385,32 @@ def test_stacks_are_trained_plane_by_plane() -> None:
         next(train([np.stack(images)], [np.stack(masks)[:1]], cfg, jit=False))
 
 
+def test_cli_checks_and_trains_stacks_plane_by_plane(tmp_path: Path, capsys) -> None:
+    import tifffile
+
+    images, masks = cells(3)
+    for kind, arrays in (("images", images), ("masks", masks)):
+        (tmp_path / kind).mkdir()
+        tifffile.imwrite(tmp_path / kind / "stack.tif", np.stack(arrays))
+    assert main(["check", str(tmp_path / "images"), str(tmp_path / "masks")]) == 0
+    code = main(
+        [
+            "train",
+            str(tmp_path / "images"),
+            str(tmp_path / "masks"),
+            "-o",
+            str(tmp_path / "m.keras"),
+            *TINY,
+            "--epochs",
+            "1",
+            "--steps-per-epoch",
+            "1",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0 and "Training on 3 image(s)" in out  # three planes of one stack
+
+
 def test_corrupt_record_inside_a_model_is_reported(model: Path, tmp_path: Path) -> None:
     from napari_cytounet.core.bundle import load_bundle
 

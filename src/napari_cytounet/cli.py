@@ -774,7 +774,7 @@ def _read_pairs(images: str, masks: str) -> tuple[list, list, list[str]]:
     xs, ys, names = [], [], []
     for image_path, mask_path in pairing.pairs:
         xs.append(read_image(image_path))
-        ys.append(read_mask(mask_path))
+        ys.append(read_mask(mask_path, stack=True))  # stacks: trained plane by plane
         names.append(image_path.stem)
     return xs, ys, names
 

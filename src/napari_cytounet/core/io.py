@@ -231,11 +231,12 @@ def _read(path: PathLike, palette_indices: bool = False) -> np.ndarray:
     return _to_grayscale_if_identical(image)
 
 
-def read_mask(path: PathLike) -> np.ndarray:
+def read_mask(path: PathLike, stack: bool = False) -> np.ndarray:
     """Read a mask or label image as a 2D array.
 
-    Like :func:`read_image`, an RGB(A) file with identical colour channels is a
-    single-channel mask (many tools save masks that way). A palette PNG gives
+    With ``stack=True`` a ``(Z, H, W)`` stack of masks is accepted too (training takes
+    stacks plane by plane). Like :func:`read_image`, an RGB(A) file with identical colour
+    channels is a single-channel mask (many tools save masks that way). A palette PNG gives
     its palette indices (the label values), not its display colours.
 
     Parameters
@@ -269,7 +270,7 @@ def read_mask(path: PathLike) -> np.ndarray:
             "single-channel: 0 = background, other values = foreground or label ids. "
             "Save it as an 8/16-bit grayscale PNG or TIFF (e.g. Fiji: Image > Type > 8-bit)."
         )
-    if mask.ndim != 2:
+    if mask.ndim != 2 and not (stack and mask.ndim == 3):
         raise DataError(
             f"Mask '{path}' has shape {mask.shape}, not a 2D (height, width) image; "
             "save one mask per 2D image."

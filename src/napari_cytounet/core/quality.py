@@ -592,6 +592,16 @@ def check_pair(
     name = name or "image"
     image = np.asarray(image)
     mask = _reduce_identical_channels(np.asarray(mask))
+    if mask.ndim == 3 and image.ndim in (3, 4) and tuple(image.shape[:3]) == mask.shape:
+        # a stack with a stack of masks: trained plane by plane, so checked plane by plane
+        return [
+            issue
+            for k in range(mask.shape[0])
+            for issue in check_pair(
+                image[k], mask[k], name=f"{name} plane {k}", label_mode=label_mode,
+                classes=classes,
+            )
+        ]  # fmt: skip
     issues = _check_image(image, name)
     if mask.ndim != 2:
         issues.append(
