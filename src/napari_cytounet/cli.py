@@ -974,12 +974,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         del image
 
     suffix = ".tif" if args.format == "tif" else ".png"
-    targets = []
-    for path in inputs:
-        targets.append(out_dir / f"{path.stem}{suffix}")
-        if args.probabilities:
-            targets.append(out_dir / "probabilities" / f"{path.stem}.tif")
-    _guard_outputs(out_dir, targets, args.overwrite)
+    _guard_outputs(out_dir, _predict_targets(out_dir, inputs, suffix, args), args.overwrite)
     bar = None
     if not args.quiet:
         from tqdm import tqdm
@@ -1050,6 +1045,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         f"({seconds:.1f} s)."
     )
     return EXIT_OK
+
+
+def _predict_targets(out_dir: Path, inputs: Sequence[Path], suffix: str, args: Any) -> list:
+    """The files ``cytounet predict`` will write (masks, probability maps)."""
+    targets = [out_dir / f"{path.stem}{suffix}" for path in inputs]
+    if args.probabilities:
+        targets += [out_dir / "probabilities" / f"{path.stem}.tif" for path in inputs]
+    return targets
 
 
 def _guard_outputs(folder: Path, targets: list[Path], overwrite: bool) -> None:
