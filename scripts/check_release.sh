@@ -27,6 +27,10 @@
 #   script) are complete and work from site-packages rather than from the source tree. What it
 #   does not prove: that every dependency is declared in pyproject.toml (the test suite imports
 #   from the same environment, and `pip check` below catches declared-but-missing ones).
+#   When PYTHON runs inside a virtual environment, --system-site-packages would reach the base
+#   interpreter's packages instead of that environment's, so the venv is then linked to
+#   PYTHON's own site-packages by a .pth file (see step 4); step 4a checks that the
+#   dependencies come from PYTHON's environment either way.
 #   Because the system environment typically holds an *editable* install of this same package,
 #   the script verifies explicitly that Python, importlib.metadata and npe2 all resolve
 #   napari_cytounet to the venv's copy.
@@ -130,8 +134,25 @@ PY
 
 # ---------------------------------------------------------------------------------------------
 step "4. Install the wheel into a fresh virtual environment"
-"$PYTHON" -m venv --system-site-packages "$WORK/venv"
-VPY="$WORK/venv/bin/python"
+# The dependencies come from the environment PYTHON runs in. `venv --system-site-packages`
+# only reaches the *base* interpreter's site-packages, so when PYTHON is itself inside a
+# virtual environment (the README's `python -m venv` + `pip install -e ".[test]"`), the new
+# venv is made without them and a .pth file adds PYTHON's own site-packages instead (with
+# site.addsitedir, so that their .pth files are processed as for a system site).
+IN_VENV="$("$PYTHON" -c 'import sys; print(int(sys.prefix != sys.base_prefix))')"
+if [ "$IN_VENV" = "1" ]; then
+  "$PYTHON" -m venv "$WORK/venv"
+  VPY="$WORK/venv/bin/python"
+  parent_sites="$("$PYTHON" -c 'import site; print(repr(site.getsitepackages()))')"
+  venv_site="$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+  printf 'import site; list(map(site.addsitedir, %s))\n' "$parent_sites" \
+    > "$venv_site/_cytounet_parent_env.pth"
+  echo "PYTHON runs in a virtual environment: the release venv uses its packages ($parent_sites)"
+else
+  "$PYTHON" -m venv --system-site-packages "$WORK/venv"
+  VPY="$WORK/venv/bin/python"
+fi
+export CHECK_RELEASE_PARENT_PREFIX="$("$PYTHON" -c 'import sys; print(sys.prefix)')"
 "$VPY" -m pip install --quiet --no-deps --no-index "$WHEEL" \
   || fail "pip could not install the wheel"
 # Declared dependencies that are missing or incompatible in this environment:
@@ -165,6 +186,14 @@ samples = [p for p in (res.files("napari_cytounet") / "sample_data").iterdir()
            if p.name.endswith(".png")]
 assert samples, "no sample PNG in the installed package"
 print(f"napari.yaml and {len(samples)} sample PNGs found in the installed package")
+import os
+
+import napari
+
+parent = Path(os.environ["CHECK_RELEASE_PARENT_PREFIX"]).resolve()
+napari_at = Path(napari.__file__).resolve()
+print(f"dependencies from {parent} (napari from {napari_at})")
+assert parent in napari_at.parents, f"napari comes from {napari_at}, not from {parent}"
 PY
 
 step "4b. npe2 validates and discovers the plugin"

@@ -180,7 +180,8 @@ def test_predict_single_file_instances_and_options(
     )  # fmt: skip
     assert code == 0, err
     assert "instance label image" in out
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cho22.tif"]
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == [".cytounet-outputs.json", "cho22.tif"]  # the mask and its manifest
     assert read_mask(tmp_path / "out" / "cho22.tif").shape == (H, W)
 
 

@@ -89,6 +89,7 @@ def test_cli_demo(tmp_path, capsys: pytest.CaptureFixture, monkeypatch: pytest.M
     assert code == 0, stderr
     assert "Dice" in stdout and str(out / "overlay.png") in stdout and "patches/s" in stdout
     assert sorted(p.name for p in out.iterdir()) == [
+        ".cytounet-outputs.json",  # the list of the demo's own files (see docs/reliability.md)
         "cho01_prediction.png",
         "model.json",
         "model.keras",
@@ -105,3 +106,20 @@ def test_cli_demo_refuses_a_file_as_output(tmp_path, capsys: pytest.CaptureFixtu
     assert code == 2
     assert err.startswith("cytounet: error: ") and len(err.strip().splitlines()) == 1
     assert target.read_text() == "keep me"
+
+
+def test_cli_demo_reruns_over_its_own_outputs(
+    tmp_path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in TINY.items():
+        monkeypatch.setattr(demo, name, value)
+    out = tmp_path / "out"
+    assert main(["-q", "demo", "--out", str(out), "--max-time", "1"]) == 0
+    assert main(["-q", "demo", "--out", str(out), "--max-time", "1"]) == 0  # its own files
+    (out / "report.md").unlink()
+    (out / ".cytounet-outputs.json").unlink()  # now report.md would be a stranger's
+    (out / "report.md").write_text("# mine\n")
+    assert main(["-q", "demo", "--out", str(out), "--max-time", "1"]) == 1
+    assert (out / "report.md").read_text() == "# mine\n"
+    assert main(["-q", "demo", "--out", str(out), "--max-time", "1", "--overwrite"]) == 0
+    assert (out / "report.md").read_text() != "# mine\n"

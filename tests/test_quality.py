@@ -207,8 +207,32 @@ def test_multiclass_dense_values():
     classes[35:60, 35:60] = 2
     assert check_pair(IMAGE, classes, classes=3) == []
     issues = check_pair(IMAGE, classes, classes=2, name="m")
-    assert codes(issues) == ["non_binary"]
+    # an error, as training would fail on it (the same rule: data.label_values_problem)
+    assert codes(issues) == ["invalid_labels"] and issues[0].severity == "error"
     assert "0..1" in issues[0].message
+
+
+def test_check_and_training_apply_the_same_class_rule():
+    """train --classes 3 on 0/255 masks: the check refuses it, as training would."""
+    from napari_cytounet.core.data import labels_to_targets
+
+    mask = np.zeros((64, 64), np.uint8)
+    mask[10:40, 10:40] = 255
+    issues = check_pair(IMAGE, mask, classes=3, name="m")
+    assert codes(issues) == ["invalid_labels"] and "use 1 class" in issues[0].message
+    with pytest.raises(DataError, match=r"0\.\.2"):
+        labels_to_targets(mask, "dense", 3)
+    # scribbles: 3 classes take 0..3; 4 is refused by both
+    scribbles = np.zeros((64, 64), np.uint8)
+    scribbles[:5], scribbles[10:15], scribbles[20:25] = 1, 2, 3
+    assert check_pair(IMAGE, scribbles, label_mode="scribbles", classes=3) == []
+    labels_to_targets(scribbles, "scribbles", 3)
+    scribbles[30:35] = 4
+    assert codes(check_pair(IMAGE, scribbles, label_mode="scribbles", classes=3)) == [
+        "invalid_labels"
+    ]
+    with pytest.raises(DataError):
+        labels_to_targets(scribbles, "scribbles", 3)
 
 
 def test_outline_only_issue_message():
@@ -241,7 +265,11 @@ def test_scribbles_checks():
     issues = check_pair(IMAGE, too_high, name="s", label_mode="scribbles")
     assert codes(issues) == ["invalid_labels"]
     assert "0 (not annotated), 1 (background) or 2 (foreground)" in issues[0].message
-    assert check_pair(IMAGE, too_high, label_mode="scribbles", classes=2) == []
+    # training's rule: a 2-class model takes scribbles 1..2, a 3-class one 1..3
+    assert codes(check_pair(IMAGE, too_high, label_mode="scribbles", classes=2)) == [
+        "invalid_labels"
+    ]
+    assert check_pair(IMAGE, too_high, label_mode="scribbles", classes=3) == []
     # thin scribbles are never taken for outlines, and empty is not "empty_mask"
     assert "outline_only" not in codes(check_pair(IMAGE, good, label_mode="scribbles"))
 

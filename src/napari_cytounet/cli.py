@@ -46,6 +46,17 @@ from pathlib import Path
 from typing import Any
 
 from ._version import __version__
+from .core.config import (
+    BATCH_RANGE,
+    CLASSES_RANGE,
+    DEPTH_RANGE,
+    FILTERS_RANGE,
+    LABEL_MODES,
+    LOSSES,
+    PATCH_RANGE,
+    PRECISIONS,
+    SEED_RANGE,
+)
 from .core.errors import ConfigError, CytoUNetError, DataError, ModelError
 
 PROG = "cytounet"
@@ -319,14 +330,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--labels",
-        choices=("dense", "scribbles"),
+        choices=LABEL_MODES,
         default="dense",
         help="dense masks (0 = background) or scribbles (0 = not annotated, "
         "1 = background, 2 = foreground); default dense",
     )
     p.add_argument(
         "--classes",
-        type=_int_range(1, 255),
+        type=_int_range(*CLASSES_RANGE),
         metavar="N",
         help="1 for a binary model (default), else the number of classes",
     )
@@ -338,13 +349,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--patch-size",
-        type=_int_range(16, 2048, "a whole number of pixels"),
+        type=_int_range(*PATCH_RANGE, "a whole number of pixels"),
         metavar="PX",
         help="side of the square training patches (default 128; "
         "rounded up to a multiple of 2**depth)",
     )
     p.add_argument(
-        "--batch-size", type=_int_range(1, 1024), metavar="N", help="patches per batch (default 16)"
+        "--batch-size",
+        type=_int_range(*BATCH_RANGE),
+        metavar="N",
+        help="patches per batch (default 16)",
     )
     p.add_argument(
         "--lr",
@@ -353,23 +367,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="learning rate (default 0.002, cosine decay)",
     )
     p.add_argument(
-        "--depth", type=_int_range(2, 5), metavar="N", help="UNet depth, 2-5 (default 4)"
+        "--depth", type=_int_range(*DEPTH_RANGE), metavar="N", help="UNet depth, 2-5 (default 4)"
     )
     p.add_argument(
         "--filters",
-        type=_int_range(1, 256),
+        type=_int_range(*FILTERS_RANGE),
         metavar="N",
         help="filters of the first level, doubled per level (default 16)",
     )
+    p.add_argument("--loss", choices=LOSSES, help="training loss (default bce_dice)")
     p.add_argument(
-        "--loss", choices=("bce", "dice", "bce_dice"), help="training loss (default bce_dice)"
-    )
-    p.add_argument(
-        "--seed", type=_int_range(0, 2**31 - 1), metavar="N", help="random seed (default 0)"
+        "--seed", type=_int_range(*SEED_RANGE), metavar="N", help="random seed (default 0)"
     )
     p.add_argument(
         "--precision",
-        choices=("auto", "float32", "mixed_bfloat16"),
+        choices=PRECISIONS,
         help="float32, or mixed_bfloat16 where the hardware has it (default auto)",
     )
     p.add_argument(
@@ -443,6 +455,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="png",
         help="file format of the masks (default png; stacks are always tif)",
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace files in OUT_DIR that cytounet did not write (it always replaces its own)",
+    )
     p.set_defaults(func=_cmd_predict)
 
     # score ----------------------------------------------------------------
@@ -457,6 +474,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("predictions", metavar="PRED_DIR", help="folder of predicted masks")
     p.add_argument("truth", metavar="TRUTH_DIR", help="folder of ground-truth masks")
     p.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --csv FILE even if it is not an earlier score table",
+    )
     p.add_argument(
         "--iou-threshold",
         type=_threshold,
@@ -479,7 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("masks", metavar="MASKS", help="folder of masks (or scribbles)")
     p.add_argument(
         "--labels",
-        choices=("dense", "scribbles"),
+        choices=LABEL_MODES,
         default="dense",
         help="dense masks or scribbles (default dense)",
     )
@@ -514,6 +536,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         default=None,
         help="training time budget (default 90)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace files in --out that the demo did not write (a report.md of yours, ...)",
     )
     p.set_defaults(func=_cmd_demo)
 
@@ -710,6 +737,8 @@ def _list_inputs(text: str) -> list[Path]:
                 f"{', '.join(IMAGE_EXTENSIONS)} file or a folder of them."
             )
         return [path]
+    if not path.exists() and path.suffix.lower() in IMAGE_EXTENSIONS:
+        raise DataError(f"No image file '{path}'; check the path (or give a folder of images).")
     return list_images(path)
 
 
@@ -753,7 +782,7 @@ def _read_pairs(images: str, masks: str) -> tuple[list, list, list[str]]:
     xs, ys, names = [], [], []
     for image_path, mask_path in pairing.pairs:
         xs.append(read_image(image_path))
-        ys.append(read_mask(mask_path))
+        ys.append(read_mask(mask_path, stack=True))  # stacks: trained plane by plane
         names.append(image_path.stem)
     return xs, ys, names
 
@@ -777,31 +806,27 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 "--from to train a new model."
             )
 
-    defaults = TrainingConfig()
-    epochs, max_time = args.epochs, args.max_time
-    if epochs is None and max_time is None:
-        epochs = defaults.epochs
-    config = TrainingConfig(
-        epochs=epochs,
-        max_time=max_time,
-        steps_per_epoch=args.steps_per_epoch or defaults.steps_per_epoch,
-        patch_size=args.patch_size or defaults.patch_size,
-        batch_size=args.batch_size or defaults.batch_size,
-        learning_rate=args.lr or defaults.learning_rate,
-        loss=args.loss or defaults.loss,
-        labels=args.labels,
-        seed=args.seed if args.seed is not None else defaults.seed,
-        precision=args.precision or defaults.precision,
-    )
-    unet_defaults = UNetConfig()
-    unet = UNetConfig(
-        depth=args.depth or unet_defaults.depth,
-        base_filters=args.filters or unet_defaults.base_filters,
-        classes=args.classes or 1,
-    )
+    # every value given is used (or refused by its argparse type): None means "not given"
+    given = {
+        "epochs": args.epochs,
+        "max_time": args.max_time,
+        "steps_per_epoch": args.steps_per_epoch,
+        "patch_size": args.patch_size,
+        "batch_size": args.batch_size,
+        "learning_rate": args.lr,
+        "loss": args.loss,
+        "seed": args.seed,
+        "precision": args.precision,
+    }
+    settings = {k: v for k, v in given.items() if v is not None}
+    if args.epochs is not None or args.max_time is not None:
+        settings.setdefault("epochs", None)
+    config = TrainingConfig(labels=args.labels, **settings)
+    architecture = {"depth": args.depth, "base_filters": args.filters, "classes": args.classes}
+    unet = UNetConfig(**{k: v for k, v in architecture.items() if v is not None})
 
     # the quality check, before any expensive work
-    classes = args.classes or 1
+    classes = unet.classes
     reports = [_check_folder_pair(args.images, args.masks, args.labels, classes, "training")]
     if args.val_images is not None:
         reports.append(
@@ -869,28 +894,27 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise ModelError("training ended without a model; nothing was saved.")
     _say(finished.summary)
     output.parent.mkdir(parents=True, exist_ok=True)
-    path = save_bundle(finished.bundle, output)
+    stopped = finished.reason == "stopped"
+    target = output
+    if stopped and output.exists():  # a short run must not replace a good model
+        target = output.with_name(f"{output.stem}.interrupted.keras")
+    path = save_bundle(finished.bundle, target)
     _say(f"Saved the model to {path} (record: {path.with_suffix('.json')}).")
-    if finished.reason == "stopped":
+    if stopped and target != output:
+        raise _Interrupted(
+            f"training was stopped with Ctrl-C; {output} was left as it was and the stopped "
+            f"run's best model is in {path} (rename it to use it)"
+        )
+    if stopped:
         raise _Interrupted(f"training was stopped with Ctrl-C; the best model so far is in {path}")
     return EXIT_OK
 
 
 def _channel_axis(image: Any, bundle: Any, name: str) -> int | None:
-    """Where the colour channels of ``image`` are for this model (raises ModelError)."""
-    wanted = bundle.in_channels
-    if wanted == 1:
-        if image.ndim == 3 and image.shape[-1] in (3, 4):
-            return -1  # a colour image given to a gray model: its mean intensity is used
-        return None
-    if image.ndim >= 3 and image.shape[-1] == wanted:
-        return -1
-    kind = "a grayscale image" if image.ndim == 2 else f"shape {tuple(image.shape)}"
-    raise ModelError(
-        f"{name}: the model {bundle.path.name if bundle.path else bundle.name} expects "
-        f"{wanted}-channel images (channels last) but {name} is {kind}; use a model trained "
-        "on images like these."
-    )
+    """Where the colour channels of ``image`` are for this model (raises DataError)."""
+    from .core.data import channel_axis_for
+
+    return channel_axis_for(image.shape, bundle.in_channels, name)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -958,6 +982,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         del image
 
     suffix = ".tif" if args.format == "tif" else ".png"
+    _guard_outputs(out_dir, _predict_targets(out_dir, inputs, suffix, args), args.overwrite)
     bar = None
     if not args.quiet:
         from tqdm import tqdm
@@ -1001,17 +1026,26 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             file_suffix = suffix
             if labels.ndim > 2 or (suffix == ".png" and labels.max(initial=0) > 65535):
                 file_suffix = ".tif"
-            written.append(write_labels(out_dir / f"{path.stem}{file_suffix}", labels))
+            target = out_dir / f"{path.stem}{file_suffix}"
+            if file_suffix != suffix:  # a stack or many labels: TIFF, not the claimed name
+                _guard_outputs(out_dir, [target], args.overwrite)
+            written.append(write_labels(target, labels))
             if args.probabilities:
-                write_image(
-                    out_dir / "probabilities" / f"{path.stem}.tif",
-                    prob.astype(np.float32, copy=False),
+                written.append(
+                    write_image(
+                        out_dir / "probabilities" / f"{path.stem}.tif",
+                        prob.astype(np.float32, copy=False),
+                    )
                 )
             del image, prob, labels
+    except BaseException:
+        _report_partial(written, inputs, out_dir)
+        raise
     finally:
         if bar is not None:
             bar.close()
     seconds = time.perf_counter() - t0
+    written = [w for w in written if w.parent == out_dir]
     what = "instance label image" if instances else "mask"
     extra = f" and probability maps to {out_dir / 'probabilities'}" if args.probabilities else ""
     _say(
@@ -1019,6 +1053,34 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         f"({seconds:.1f} s)."
     )
     return EXIT_OK
+
+
+def _predict_targets(out_dir: Path, inputs: Sequence[Path], suffix: str, args: Any) -> list:
+    """The files ``cytounet predict`` will write (masks, probability maps)."""
+    targets = [out_dir / f"{path.stem}{suffix}" for path in inputs]
+    if args.probabilities:
+        targets += [out_dir / "probabilities" / f"{path.stem}.tif" for path in inputs]
+    return targets
+
+
+def _guard_outputs(folder: Path, targets: list[Path], overwrite: bool) -> None:
+    """Refuse to replace files this program did not write (unless --overwrite); claim them."""
+    from .core.files import claim_outputs, refuse_foreign
+
+    if folder.is_dir() and not overwrite:
+        refuse_foreign(folder, targets, "--overwrite", "predictions")
+    claim_outputs(folder, targets, "predict")
+
+
+def _report_partial(written: list[Path], inputs: Sequence[Path], out_dir: Path) -> None:
+    """After a failure or Ctrl-C: which outputs were written, which were not (with paths)."""
+    done = {w.stem for w in written if w.parent == out_dir}
+    missing = [p for p in inputs if p.stem not in done]
+    shown = ", ".join(str(w) for w in written[:5]) + (" ..." if len(written) > 5 else "")
+    _warn(f"written before the stop ({len(written)} file(s)): {shown or 'none'}")
+    if missing:
+        names = ", ".join(str(p) for p in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        _warn(f"not written ({len(missing)} image(s) without a mask in {out_dir}): {names}")
 
 
 def _read_label_image(path: Path) -> Any:
@@ -1043,6 +1105,11 @@ def _cmd_score(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"--csv {args.csv} names an image file, which would be overwritten; "
                 "use e.g. --csv scores.csv"
+            )
+        if csv_path.exists() and not args.overwrite and not ScoreTable.is_score_csv(csv_path):
+            raise UsageError(
+                f"--csv {args.csv} exists and is not a score table written by cytounet; "
+                "name another file, or pass --overwrite to replace it"
             )
     pairing = pair_folders(args.predictions, args.truth)
     rows = []
@@ -1111,7 +1178,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     progress = TrainingProgress(quiet=args.quiet)
     try:
         with graceful_stop() as stop:
-            result = demo.run_demo(out, max_time=max_time, callback=progress, stop=stop)
+            result = demo.run_demo(
+                out, max_time=max_time, callback=progress, stop=stop, overwrite=args.overwrite
+            )
     finally:
         progress.close()
     if progress.finished is not None:

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from .core.files import atomic_write, claim_outputs, refuse_foreign
 from .sample_data import SAMPLE_DIR, TRAIN_NAMES, VALIDATION_NAMES, sample_paths
 
 __all__ = [
@@ -190,11 +191,13 @@ def _load(names: tuple[str, ...]) -> tuple[list[np.ndarray], list[np.ndarray]]:
     return images, masks
 
 
+def _given(value: Any, default: Any) -> Any:
+    """``value`` unless it was not given (None): 0 is a value, refused by the config."""
+    return default if value is None else value
+
+
 def _write_text(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, text)
 
 
 def _report(result: DemoResult, finished: Any, bundle: Any) -> str:
@@ -286,14 +289,16 @@ def run_demo(
     callback: Callable[[Any], None] | None = None,
     stop: threading.Event | None = None,
     jit: bool | None = None,
+    overwrite: bool = False,
 ) -> DemoResult:
     """Train, save, predict, score and draw on the shipped BBBC030 sample.
 
     Parameters
     ----------
     out_dir
-        Folder for the outputs (created if needed; files of the same names are
-        replaced).
+        Folder for the outputs (created if needed). The demo's own earlier outputs
+        there are replaced; other files of the same names (a report.md of the user's)
+        are refused unless ``overwrite``.
     max_time, epochs
         Training budget: seconds and/or epochs, whichever ends first.
     steps_per_epoch, patch_size, batch_size, depth, base_filters, seed
@@ -335,12 +340,18 @@ def run_demo(
     config = TrainingConfig(
         epochs=epochs,
         max_time=max_time,
-        steps_per_epoch=steps_per_epoch or DEMO_STEPS_PER_EPOCH,
-        patch_size=patch_size or DEMO_PATCH_SIZE,
-        batch_size=batch_size or DEMO_BATCH_SIZE,
+        steps_per_epoch=_given(steps_per_epoch, DEMO_STEPS_PER_EPOCH),
+        patch_size=_given(patch_size, DEMO_PATCH_SIZE),
+        batch_size=_given(batch_size, DEMO_BATCH_SIZE),
         seed=seed,
     )
-    unet = UNetConfig(depth=depth or DEMO_DEPTH, base_filters=base_filters or DEMO_FILTERS)
+    unet = UNetConfig(
+        depth=_given(depth, DEMO_DEPTH), base_filters=_given(base_filters, DEMO_FILTERS)
+    )
+    targets = [out / n for n in ("model.keras", "model.json", "overlay.png", "report.md")]
+    targets += [out / f"{name}_prediction.png" for name in VALIDATION_NAMES]
+    if out.is_dir() and not overwrite:
+        refuse_foreign(out, targets, "--overwrite (overwrite=True)", "demo")
     train_images, train_masks = _load(TRAIN_NAMES)
     val_images, val_masks = _load(VALIDATION_NAMES)
 
@@ -360,6 +371,7 @@ def run_demo(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DataError(f"Cannot create the demo's output folder {out}: {exc}.") from exc
+    claim_outputs(out, targets, "demo")
     model_path = save_bundle(finished.bundle, out / "model.keras")
     bundle = load_bundle(model_path)  # predict with the saved model, as a user would
 

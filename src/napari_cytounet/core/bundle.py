@@ -28,7 +28,6 @@ import datetime as _dt
 import json
 import os
 import platform
-import stat
 import tempfile
 import uuid
 import zipfile
@@ -38,6 +37,7 @@ from typing import Any
 
 from .config import NormalizationConfig, TrainingConfig, UNetConfig
 from .errors import ModelError
+from .files import atomic_write, finish_before_interrupt
 
 RECORD_NAME = "cytounet.json"
 FORMAT_VERSION = 1
@@ -297,35 +297,6 @@ ModelBundle.model = property(  # type: ignore[assignment]
 # saving
 
 
-def _new_file_mode(path: Path) -> int:
-    """Permissions for a file replacing ``path``: its own, or the umask default (0o644 usually).
-
-    ``mkstemp`` creates private (0600) files; without this a saved model could
-    not be read by the user's colleagues or a shared analysis account.
-    """
-    try:
-        return stat.S_IMODE(path.stat().st_mode)
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _new_file_mode(path))
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def record_path(model_path: str | os.PathLike) -> Path:
     """Path of the JSON record written beside a model file (``MODEL.json``)."""
     return Path(model_path).with_suffix(".json")
@@ -369,23 +340,18 @@ def save_bundle(bundle: ModelBundle, path: str | os.PathLike) -> Path:
         bundle.versions = library_versions()
     record = bundle.record()
     text = json.dumps(record, indent=2, default=_json_default)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".keras", dir=path.parent)
-    os.close(fd)
-    try:
+
+    def write(tmp: Path) -> None:
         bundle.model.save(tmp)
         with zipfile.ZipFile(tmp, "a", compression=zipfile.ZIP_DEFLATED) as archive:
             archive.writestr(RECORD_NAME, text)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _new_file_mode(path))
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise ModelError(f"Could not save the model to {path}: {exc.strerror or exc}.") from exc
-        raise
-    _atomic_write_bytes(record_path(path), text.encode())
+
+    try:
+        with finish_before_interrupt("saving the model"):
+            atomic_write(path, write)
+            atomic_write(record_path(path), text)
+    except OSError as exc:
+        raise ModelError(f"Could not save the model to {path}: {exc.strerror or exc}.") from exc
     bundle.path = path
     return path
 
@@ -407,16 +373,36 @@ def _json_default(obj: Any) -> Any:
 
 
 def _read_record(path: Path) -> dict[str, Any] | None:
+    """The record inside the archive (else the one beside it); None for a plain Keras model.
+
+    A record that is there but unreadable is reported, never silently ignored: without it
+    the model would run with guessed normalisation and give wrong masks.
+    """
     try:
         with zipfile.ZipFile(path) as archive:
             if RECORD_NAME in archive.namelist():
-                return json.loads(archive.read(RECORD_NAME))
-    except (zipfile.BadZipFile, OSError, json.JSONDecodeError, KeyError):
+                record = json.loads(archive.read(RECORD_NAME))
+                if not isinstance(record, dict):
+                    raise ValueError("not a JSON object")
+                return record
+    except (zipfile.BadZipFile, OSError, KeyError):
         pass
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise ModelError(
+            f"{path.name} has a corrupt napari-cytounet record ({RECORD_NAME} inside the "
+            f"file: {exc}); re-save the model from the session that trained it, or restore "
+            "the file from a backup."
+        ) from exc
     beside = record_path(path)
     if beside.is_file():
-        with contextlib.suppress(OSError, json.JSONDecodeError):
-            return json.loads(beside.read_text())
+        try:
+            record = json.loads(beside.read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelError(
+                f"{path.name}: its record {beside.name} is corrupt ({exc}); restore it, or "
+                "move it away to load the model as a plain Keras model."
+            ) from exc
+        return record if isinstance(record, dict) else None
     return None
 
 
@@ -501,6 +487,8 @@ def load_bundle(path: str | os.PathLike) -> ModelBundle:
     >>> bundle.unet.depth  # doctest: +SKIP
     4
     """
+    if path is None or not isinstance(path, (str, os.PathLike)):
+        raise ModelError(f"load_bundle needs the path of a model file (.keras, .h5), got {path!r}.")
     path = Path(path).expanduser()
     if not path.exists():
         raise ModelError(f"No model file at {path}; check the path or train a model first.")
@@ -586,8 +574,17 @@ def _load_legacy(path: Path) -> ModelBundle:
             f"{path.name} holds weights only (no architecture); load it into the matching "
             "network in Python and save it as .keras, or use a full-model .h5 file."
         )
-    model = _keras_load(path)
+    model, dropped = _load_tf_keras_h5(path)
     unet, fixed = _infer_unet_config(model)
+    extra: dict[str, Any] = {"source_format": "legacy HDF5 (tf.keras)"}
+    if dropped:
+        extra["ignored_tf_keras_keys"] = dropped
+    if fixed is not None:
+        extra["fixed_input"] = (
+            f"{fixed[0]}x{fixed[1]} input: images are cut into overlapping {fixed[0]}x{fixed[1]} "
+            "tiles (fully convolutional over any image size); cytounet resized images to that "
+            "size instead"
+        )
     return ModelBundle(
         model=model,
         unet=unet,
@@ -597,5 +594,71 @@ def _load_legacy(path: Path) -> ModelBundle:
         name=path.stem,
         legacy=True,
         fixed_input_size=fixed,
-        extra={"source_format": "legacy HDF5 (tf.keras)"},
+        extra=extra,
     )
+
+
+_BASE_LAYER_KEYS = {
+    "name",
+    "trainable",
+    "dtype",
+    "autocast",
+    "input_shape",
+    "batch_input_shape",
+    "input_dim",
+    "batch_size",
+    "activity_regularizer",
+}
+
+
+def _sanitise_layers(layers: list[dict[str, Any]], dropped: dict[str, list[str]]) -> None:
+    """Drop the config keys tf-keras wrote that Keras 3's layer of the same class rejects."""
+    import inspect
+
+    import keras
+
+    for layer in layers:
+        config = layer.get("config", {})
+        if isinstance(config.get("layers"), list):  # a nested model
+            _sanitise_layers(config["layers"], dropped)
+            continue
+        cls = getattr(keras.layers, str(layer.get("class_name")), None)
+        if cls is None or layer.get("class_name") == "InputLayer":
+            continue
+        allowed = set(inspect.signature(cls.__init__).parameters) | _BASE_LAYER_KEYS
+        for key in [k for k in config if k not in allowed]:
+            del config[key]
+            dropped.setdefault(str(layer["class_name"]), [])
+            if key not in dropped[str(layer["class_name"])]:
+                dropped[str(layer["class_name"])].append(key)
+
+
+def _load_tf_keras_h5(path: Path) -> tuple[Any, dict[str, list[str]]]:
+    """Load a tf-keras (Keras 2) full-model HDF5 file in Keras 3.
+
+    tf-keras wrote layer options that Keras 3 does not have (``groups`` on
+    ``Conv2DTranspose``, ...), and Keras 3 refuses the whole file for them. When the plain
+    load fails, the file is copied to a temporary folder, the unknown keys (all defaults of
+    tf-keras, which Keras 3 does not implement) are removed from its ``model_config``, and
+    the copy is loaded with the same safe mode. The keys removed are returned.
+    """
+    import shutil
+    import tempfile
+
+    import h5py
+
+    try:
+        return _keras_load(path), {}
+    except ModelError as first:
+        with h5py.File(path, "r") as fh:
+            config = json.loads(fh.attrs["model_config"])
+        dropped: dict[str, list[str]] = {}
+        _sanitise_layers(config.get("config", {}).get("layers", []), dropped)
+        if not dropped:
+            raise first
+        with tempfile.TemporaryDirectory(prefix="cytounet-h5-") as folder:
+            copy = Path(folder) / path.name
+            shutil.copyfile(path, copy)
+            with h5py.File(copy, "r+") as fh:
+                fh.attrs["model_config"] = json.dumps(config)
+            return _keras_load(copy), dropped

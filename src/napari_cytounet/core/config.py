@@ -27,6 +27,15 @@ LOSSES = ("bce", "dice", "bce_dice")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 NORMALIZATION_METHODS = ("percentile", "scale")
 
+# Inclusive limits of every numeric setting: the one source for the configs' checks, the CLI's
+# argument types and the widgets' spin boxes. The seed fits a Qt spin box (a C int).
+DEPTH_RANGE = (2, 5)
+FILTERS_RANGE = (1, 256)
+CLASSES_RANGE = (1, 255)
+PATCH_RANGE = (16, 2048)
+BATCH_RANGE = (1, 1024)
+SEED_RANGE = (0, 2**31 - 1)
+
 
 def _number(name: str, value: Any) -> float:
     """``value`` as a finite float, or a :class:`ConfigError` naming the setting."""
@@ -42,6 +51,13 @@ def _number(name: str, value: Any) -> float:
 def _is_int(value: Any) -> bool:
     """True for Python and numpy integers (but not booleans)."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_range(name: str, value: Any, limits: tuple[int, int]) -> None:
+    if not _is_int(value) or not limits[0] <= value <= limits[1]:
+        raise ConfigError(
+            f"{name} must be an integer from {limits[0]} to {limits[1]}, got {value!r}."
+        )
 
 
 def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
@@ -83,17 +99,14 @@ class UNetConfig:
     l2: float = 0.0
 
     def __post_init__(self) -> None:
-        if not _is_int(self.depth) or not 2 <= self.depth <= 5:
-            raise ConfigError(f"depth must be an integer from 2 to 5, got {self.depth!r}.")
-        if not _is_int(self.base_filters) or not 1 <= self.base_filters <= 256:
-            raise ConfigError(
-                f"base_filters must be an integer from 1 to 256, got {self.base_filters!r}."
-            )
+        _check_range("depth", self.depth, DEPTH_RANGE)
+        _check_range("base_filters", self.base_filters, FILTERS_RANGE)
         if not _is_int(self.in_channels) or self.in_channels < 1:
             raise ConfigError(f"in_channels must be a positive integer, got {self.in_channels!r}.")
-        if not _is_int(self.classes) or self.classes < 1:
+        if not _is_int(self.classes) or not CLASSES_RANGE[0] <= self.classes <= CLASSES_RANGE[1]:
             raise ConfigError(
-                f"classes must be 1 (binary) or the number of classes >= 2, got {self.classes!r}."
+                f"classes must be 1 (binary) or the number of classes, 2 to {CLASSES_RANGE[1]}; "
+                f"got {self.classes!r}."
             )
         if not 0.0 <= _number("dropout", self.dropout) < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}.")
@@ -200,14 +213,8 @@ class TrainingConfig:
             raise ConfigError(
                 f"steps_per_epoch must be a positive integer, got {self.steps_per_epoch!r}."
             )
-        if not _is_int(self.patch_size) or not 16 <= self.patch_size <= 2048:
-            raise ConfigError(
-                f"patch_size must be an integer from 16 to 2048, got {self.patch_size!r}."
-            )
-        if not _is_int(self.batch_size) or not 1 <= self.batch_size <= 1024:
-            raise ConfigError(
-                f"batch_size must be an integer from 1 to 1024, got {self.batch_size!r}."
-            )
+        _check_range("patch_size", self.patch_size, PATCH_RANGE)
+        _check_range("batch_size", self.batch_size, BATCH_RANGE)
         if not 0 < _number("learning rate", self.learning_rate) < 1:
             raise ConfigError(
                 f"learning rate must be between 0 and 1 (try 1e-3), got {self.learning_rate!r}."
@@ -224,9 +231,7 @@ class TrainingConfig:
             raise ConfigError(f"foreground_bias must be in [0, 1], got {self.foreground_bias!r}.")
         if not _is_int(self.validation_patches) or self.validation_patches < 0:
             raise ConfigError("validation_patches must be a non-negative integer.")
-        seed = self.seed
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
-            raise ConfigError(f"seed must be an integer from 0 to 2**32 - 1, got {seed!r}.")
+        _check_range("seed", self.seed, SEED_RANGE)
         if not isinstance(self.normalization, NormalizationConfig):
             raise ConfigError(
                 "normalization must be a NormalizationConfig or its dict, "

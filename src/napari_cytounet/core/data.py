@@ -31,10 +31,63 @@ from typing import Any
 import numpy as np
 
 from .config import NormalizationConfig
-from .errors import DataError
+from .errors import DataError, ModelError
 
 # ---------------------------------------------------------------------------
 # images
+
+
+def channel_axis_for(shape: Sequence[int], in_channels: int, name: str = "the image") -> int | None:
+    """Where the channels of an image of ``shape`` are, for a model with ``in_channels``.
+
+    The one rule used by the API, the CLI and the widgets:
+
+    * one-channel model: ``(..., H, W)`` has no channel axis (leading axes are planes);
+      an RGB(A) image ``(H, W, 3|4)`` is used as its mean intensity (``-1``); ``(H, W, 1)``
+      is one channel (``-1``); a short last axis of 2 or 5-8 values after a long one
+      (``(256, 256, 2)``) is channels, which a one-channel model cannot take: refused,
+      instead of being read as 256 planes of 256x2 pixels;
+    * ``C``-channel model: channels last (``-1``) or, failing that, channels first
+      (``(..., C, H, W)``, ``-3``); anything else is refused.
+
+    Raises
+    ------
+    ModelError
+        The image's channels do not fit the model; the message says why.
+
+    Examples
+    --------
+    >>> channel_axis_for((256, 256), 1) is None
+    True
+    >>> channel_axis_for((2, 256, 256), 2)
+    -3
+    """
+    shape = tuple(int(n) for n in shape)
+    ndim = len(shape)
+    looks_like_channels = ndim >= 3 and shape[-1] <= 8 and shape[-2] >= 4 * shape[-1]
+    if in_channels == 1:
+        if not looks_like_channels:
+            return None
+        if shape[-1] in (1, 3, 4) and ndim == 3:
+            return -1
+        if shape[-1] == 1:
+            return -1
+        raise ModelError(
+            f"{name} has shape {shape}: its last axis looks like {shape[-1]} channels, but "
+            "the model takes one-channel images. Pick one channel (in napari: split the "
+            "channels; in Python: image[..., k]) or train a model on "
+            f"{shape[-1]}-channel images (--in-channels {shape[-1]})."
+        )
+    if ndim >= 3 and shape[-1] == in_channels:
+        return -1
+    if ndim >= 3 and shape[-3] == in_channels:
+        return -3
+    kind = "a grayscale image" if ndim == 2 else f"of shape {shape}"
+    raise ModelError(
+        f"The model expects {in_channels}-channel images (channels last or first) but {name} "
+        f"is {kind}; use a model trained on images like these, or give the image with "
+        f"{in_channels} channels."
+    )
 
 
 def to_channels_last(image: np.ndarray, in_channels: int | None = None) -> np.ndarray:
@@ -130,6 +183,37 @@ def normalize_image(
 # labels
 
 
+def label_values_problem(largest: int, mode: str, classes: int) -> str | None:
+    """Why labels whose largest value is ``largest`` cannot train this model, or None.
+
+    The one rule for the quality check and for training: dense labels of a
+    ``classes >= 2`` model are class indices ``0..classes-1``; scribbles are
+    0 (not annotated), 1 (background), ``2..max(classes, 2)`` (classes). Dense
+    binary masks take any value (nonzero = foreground).
+
+    Examples
+    --------
+    >>> label_values_problem(255, "dense", 1) is None
+    True
+    >>> "0..2" in label_values_problem(255, "dense", 3)
+    True
+    """
+    if mode == "dense" and classes >= 2 and largest >= classes:
+        hint = " (0/255 masks are binary: use 1 class)" if largest == 255 else ""
+        return (
+            f"the labels hold value {largest} but a {classes}-class model expects class "
+            f"indices 0..{classes - 1}{hint}; relabel the masks or set the number of classes "
+            "to match."
+        )
+    top = max(classes, 2)
+    if mode == "scribbles" and largest > top:
+        return (
+            f"scribbles must be 0 (not annotated), 1 (background), 2..{top} (classes); found "
+            f"{largest}. Use dense mode for instance masks, or set the number of classes."
+        )
+    return None
+
+
 def labels_to_targets(
     labels: np.ndarray, mode: str = "dense", classes: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -154,24 +238,19 @@ def labels_to_targets(
             raise DataError("Labels must hold integer values (0 = background / not annotated).")
     if labels.size and labels.min() < 0:
         raise DataError("Labels must not be negative.")
-    n_out = max(classes, 2)
     if mode == "dense":
         if classes == 1:
             target = (labels > 0).astype(np.uint8)
         else:
-            if labels.max(initial=0) >= classes:
-                raise DataError(
-                    f"Dense labels for a {classes}-class model must be 0..{classes - 1}; "
-                    f"found {int(labels.max())}."
-                )
+            problem = label_values_problem(int(labels.max(initial=0)), mode, classes)
+            if problem:
+                raise DataError(problem)
             target = labels.astype(np.uint8)
         weight = np.ones(labels.shape, np.float32)
     elif mode == "scribbles":
-        if labels.max(initial=0) > n_out:
-            raise DataError(
-                f"Scribbles must be 0 (not annotated), 1 (background), 2..{n_out} (classes); "
-                f"found {int(labels.max())}. Use dense mode for instance masks."
-            )
+        problem = label_values_problem(int(labels.max(initial=0)), mode, classes)
+        if problem:
+            raise DataError(problem)
         weight = (labels > 0).astype(np.float32)
         target = np.where(labels > 0, labels - 1, 0).astype(np.uint8)
     else:
@@ -202,6 +281,66 @@ class Example:
     name: str = ""
 
 
+def check_dtype(array: Any, what: str) -> None:
+    """Refuse arrays that are not real numbers (complex, object, text), saying what to do.
+
+    Examples
+    --------
+    >>> check_dtype(np.zeros((2, 2), np.uint8), "image")
+    >>> check_dtype(np.zeros((2, 2), np.complex64), "image")
+    Traceback (most recent call last):
+    ...
+    napari_cytounet.core.errors.DataError: image holds complex numbers (complex64) ...
+    """
+    dtype = getattr(array, "dtype", None)
+    if dtype is None:
+        dtype = np.asarray(array).dtype
+    if dtype.kind == "c":
+        raise DataError(
+            f"{what} holds complex numbers ({dtype}) and a UNet needs real intensities; "
+            "convert it first, e.g. np.abs(image) for the magnitude or image.real."
+        )
+    if dtype.kind not in "biuf":
+        raise DataError(
+            f"{what} has data type {dtype}, not numbers; give a numeric array "
+            "(e.g. np.asarray(image, dtype=np.float32)) read from an image file."
+        )
+
+
+def split_stacks(
+    images: list[Any], labels: list[Any], names: list[str]
+) -> tuple[list[Any], list[Any], list[str]]:
+    """Train 3D stacks plane by plane: a ``(Z, H, W)`` image with ``(Z, H, W)`` labels
+    becomes Z pairs named ``"NAME plane k"``; 2D pairs pass through unchanged.
+
+    Examples
+    --------
+    >>> x, y, n = split_stacks([np.zeros((3, 8, 8))], [np.ones((3, 8, 8), int)], ["s"])
+    >>> len(x), n[1]
+    (3, 's plane 1')
+    """
+    out_x, out_y, out_n = [], [], []
+    for image, lab, name in zip(images, labels, names):
+        shape = getattr(image, "shape", None)
+        lab_shape = getattr(lab, "shape", None)
+        if shape is not None and lab_shape is not None and len(lab_shape) == 3:
+            if tuple(shape[:3]) == tuple(lab_shape) and len(shape) in (3, 4):
+                for k in range(lab_shape[0]):
+                    out_x.append(np.asarray(image[k]))
+                    out_y.append(np.asarray(lab[k]))
+                    out_n.append(f"{name} plane {k}")
+                continue
+            raise DataError(
+                f"{name}: labels of shape {tuple(lab_shape)} for an image of shape "
+                f"{tuple(shape)}. Stacks are trained plane by plane, so a (Z, H, W) image "
+                "needs (Z, H, W) labels; give labels for every plane, or 2D pairs."
+            )
+        out_x.append(image)
+        out_y.append(lab)
+        out_n.append(name)
+    return out_x, out_y, out_n
+
+
 def prepare_examples(
     images: Sequence[np.ndarray],
     labels: Sequence[np.ndarray],
@@ -225,9 +364,12 @@ def prepare_examples(
     if len(images) != len(labels):
         raise DataError(f"Got {len(images)} images but {len(labels)} label images; pair them 1:1.")
     names = list(names) if names is not None else [f"image {i + 1}" for i in range(len(images))]
+    images, labels, names = split_stacks(images, labels, names)
     examples = []
     channels = in_channels
     for image, lab, name in zip(images, labels, names):
+        check_dtype(image, f"{name} (image)")
+        check_dtype(lab, f"{name} (labels)")
         x = normalize_image(image, norm, channels)
         channels = x.shape[-1]
         lab = np.asarray(lab)

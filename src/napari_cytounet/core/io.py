@@ -29,10 +29,8 @@ Examples
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError
+from .files import atomic_write
 
 IMAGE_EXTENSIONS = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 """File suffixes read as images (compared case-insensitively)."""
@@ -191,6 +190,11 @@ def read_image(path: PathLike) -> np.ndarray:
 
 def _read(path: PathLike, palette_indices: bool = False) -> np.ndarray:
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise DataError(
+            f"'{path}' is a folder, not an image file; give one image (or use list_images / "
+            "read a folder's files one by one)."
+        )
     if not path.is_file():
         raise DataError(f"Image file '{path}' does not exist; check the path.")
     suffix = path.suffix.lower()
@@ -227,11 +231,12 @@ def _read(path: PathLike, palette_indices: bool = False) -> np.ndarray:
     return _to_grayscale_if_identical(image)
 
 
-def read_mask(path: PathLike) -> np.ndarray:
+def read_mask(path: PathLike, stack: bool = False) -> np.ndarray:
     """Read a mask or label image as a 2D array.
 
-    Like :func:`read_image`, an RGB(A) file with identical colour channels is a
-    single-channel mask (many tools save masks that way). A palette PNG gives
+    With ``stack=True`` a ``(Z, H, W)`` stack of masks is accepted too (training takes
+    stacks plane by plane). Like :func:`read_image`, an RGB(A) file with identical colour
+    channels is a single-channel mask (many tools save masks that way). A palette PNG gives
     its palette indices (the label values), not its display colours.
 
     Parameters
@@ -265,7 +270,7 @@ def read_mask(path: PathLike) -> np.ndarray:
             "single-channel: 0 = background, other values = foreground or label ids. "
             "Save it as an 8/16-bit grayscale PNG or TIFF (e.g. Fiji: Image > Type > 8-bit)."
         )
-    if mask.ndim != 2:
+    if mask.ndim != 2 and not (stack and mask.ndim == 3):
         raise DataError(
             f"Mask '{path}' has shape {mask.shape}, not a 2D (height, width) image; "
             "save one mask per 2D image."
@@ -422,7 +427,11 @@ def pair_folders(images_dir: PathLike, masks_dir: PathLike) -> Pairing:
 
 
 def _atomic_write(path: Path, write) -> Path:
-    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it."""
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it.
+
+    See :func:`napari_cytounet.core.files.atomic_write` (permissions follow the umask; a
+    replaced file keeps its mode; orphans of killed runs are cleaned up).
+    """
     path = Path(path).expanduser()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -430,17 +439,7 @@ def _atomic_write(path: Path, write) -> Path:
         raise DataError(
             f"Cannot create the output folder '{path.parent}': {exc}; choose a writable folder."
         ) from exc
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    return path
+    return atomic_write(path, write)
 
 
 def _write_tiff(tmp: Path, array: np.ndarray, rgb: bool = False) -> None:

@@ -583,7 +583,8 @@ class ScoreTable:
 
         Columns are ``name``, the pixel and object metrics (6 decimals), the object
         counts ``tp, fp, fn`` and the pixel counts ``pixel_tp, pixel_fp, pixel_fn``.
-        The file is written atomically; an existing file is overwritten. Read it
+        The file is written atomically; an existing file is overwritten (the CLI refuses
+        to replace a file that :meth:`is_score_csv` does not recognise). Read it
         back with :meth:`read_csv`.
 
         Returns
@@ -603,6 +604,20 @@ class ScoreTable:
                     writer.writerow([_format_value(getattr(row, c)) for c in columns])
 
         return _atomic_write(Path(path), write)
+
+    @staticmethod
+    def is_score_csv(path: str | os.PathLike) -> bool:
+        """Whether ``path`` is a table written by :meth:`to_csv` (its header line is ours).
+
+        Used before replacing a file: ``cytounet score --csv notes.txt`` must not
+        overwrite a user's file.
+        """
+        columns = ",".join(f.name for f in fields(ScoreRow))
+        try:
+            with open(path, encoding="utf-8", newline="") as fh:
+                return fh.readline().rstrip("\r\n") == columns
+        except (OSError, UnicodeDecodeError):
+            return False
 
     @classmethod
     def read_csv(cls, path: str | os.PathLike, iou_threshold: float = 0.5) -> ScoreTable:

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from .bundle import ModelBundle
-from .data import normalization_params, to_channels_last
+from .data import channel_axis_for, check_dtype, normalization_params, to_channels_last
 from .errors import DataError, ModelError
 from .events import PredictionFinished, PredictionProgress
 from .precision import use_xla
@@ -89,20 +89,20 @@ def _predictor(model: Any, jit: bool) -> Callable[[np.ndarray], np.ndarray]:
     return fn
 
 
-def _split_channels(image: Any, bundle: ModelBundle, channel_axis: int | None) -> np.ndarray:
-    """Return the image with channels (if any) last, as ``(..., H, W[, C])``."""
+def _split_channels(image: Any, bundle: ModelBundle, channel_axis: int | None) -> tuple[Any, bool]:
+    """The image with channels (if any) last, ``(..., H, W[, C])``, and whether it has them.
+
+    Without ``channel_axis`` the model's input channels decide (:func:`channel_axis_for`).
+    """
     image = image if hasattr(image, "shape") else np.asarray(image)
+    if channel_axis is None:
+        channel_axis = channel_axis_for(image.shape, bundle.in_channels)
     if channel_axis is not None:
         channel_axis = channel_axis % image.ndim
         if channel_axis != image.ndim - 1:
             image = np.moveaxis(np.asarray(image), channel_axis, -1)
-        return image
-    if bundle.in_channels > 1 and (image.ndim < 3 or image.shape[-1] != bundle.in_channels):
-        raise ModelError(
-            f"The model expects {bundle.in_channels}-channel images with channels last, "
-            f"but the image has shape {tuple(image.shape)}; choose a matching image or model."
-        )
-    return image
+        return image, True
+    return image, False
 
 
 def _plane_tiles(size: int, tile: int, step: int) -> list[int]:
@@ -145,8 +145,12 @@ class TilePlan:
     ) -> None:
         if overlap is None:
             overlap = max(4 * divisor, 64)
+            if fixed is not None:  # small fixed inputs (64x64): a quarter of the tile at most
+                overlap = min(overlap, max(divisor, _round_down(min(fixed) // 4, divisor)))
         overlap = _round_up(int(overlap), divisor)
         halo = overlap * 3 // 8
+        if fixed is not None and (height, width) == tuple(fixed):
+            halo = 0  # exactly the model's input: one tile, as the model's authors ran it
         self.halo, self.overlap = halo, overlap
         span_h, span_w = height + 2 * halo, width + 2 * halo
         if fixed is not None:
@@ -274,8 +278,8 @@ def iter_probabilities(
         return
     if batch_size < 1:
         raise DataError(f"batch_size must be >= 1, got {batch_size}.")
-    image = _split_channels(image, bundle, channel_axis)
-    has_channels = channel_axis is not None or bundle.in_channels > 1
+    check_dtype(image if hasattr(image, "dtype") else np.asarray(image), "the image")
+    image, has_channels = _split_channels(image, bundle, channel_axis)
     spatial_ndim = 3 if has_channels else 2
     if image.ndim < spatial_ndim:
         raise DataError(

@@ -16,19 +16,19 @@ constant_image     error     every pixel of the image has the same value
 outline_only       error     the mask only draws object outlines (dense mode)
 no_annotation      error     a scribble mask has no annotated pixel (scribbles mode)
 invalid_labels     error     values outside the label convention (negative, fractional,
-                             or above ``classes + 1`` in scribbles mode)
+                             above ``max(classes, 2)`` in scribbles mode, or >= ``classes``
+                             in a multi-class dense mask: the rule training applies)
 empty_mask         warning   no foreground at all (dense mode)
 all_foreground     warning   no background at all (dense mode)
-non_binary         warning   a binary mask with antialiased/JPEG-like edge values, or a
-                             multi-class mask with values >= ``classes`` (dense mode)
+non_binary         warning   a binary mask with antialiased/JPEG-like edge values (dense)
 single_class       warning   scribbles of only one class (scribbles mode)
 =================  ========  ==========================================================
 
 Label conventions (see the architecture guide): dense masks use 0 = background
 and any other value = foreground, so instance ids are fine; for ``classes >= 2``
 the value is the class index. Scribbles use 0 = not annotated, 1 = background,
-2 = foreground, 3+ = further classes, so the largest valid value is
-``classes + 1`` (2 for a binary model).
+2.. = further classes (class index + 1), so the largest valid value is
+``max(classes, 2)`` (2 for a binary model).
 
 Examples
 --------
@@ -51,6 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
+from .data import label_values_problem
 from .errors import ConfigError, DataError
 from .postprocess import _fill_holes_2d
 
@@ -465,16 +466,9 @@ def _check_dense(mask: np.ndarray, name: str, classes: int) -> list[Issue]:
                     f"0..{classes - 1} as integers.",
                 )
             )
-        elif mask.max() >= classes:
-            issues.append(
-                Issue.make(
-                    "non_binary",
-                    name,
-                    f"{name}: the mask holds value {mask.max()!r} but a {classes}-class model "
-                    f"expects class indices 0..{classes - 1}; relabel the mask or set the "
-                    "number of classes to match.",
-                )
-            )
+        elif problem := label_values_problem(int(mask.max()), "dense", classes):
+            # the same rule as training (an error: training would fail on it)
+            issues.append(Issue.make("invalid_labels", name, f"{name}: {problem}"))
     else:
         fractional = mask.dtype.kind == "f" and not np.array_equal(mask, np.round(mask))
         antialiased, shown = _is_antialiased(mask, fg)
@@ -507,7 +501,9 @@ def _check_dense(mask: np.ndarray, name: str, classes: int) -> list[Issue]:
 
 
 def _check_scribbles(mask: np.ndarray, name: str, classes: int) -> list[Issue]:
-    top = classes + 1  # largest valid value: 1 = background, 2.. = foreground classes
+    # largest valid value, the rule of training (data.label_values_problem): 1 = background,
+    # 2.. = further classes, so max(classes, 2)
+    top = max(classes, 2)
     fractional = mask.dtype.kind == "f" and (
         not np.all(np.isfinite(mask)) or not np.array_equal(mask, np.round(mask))
     )
@@ -596,6 +592,16 @@ def check_pair(
     name = name or "image"
     image = np.asarray(image)
     mask = _reduce_identical_channels(np.asarray(mask))
+    if mask.ndim == 3 and image.ndim in (3, 4) and tuple(image.shape[:3]) == mask.shape:
+        # a stack with a stack of masks: trained plane by plane, so checked plane by plane
+        return [
+            issue
+            for k in range(mask.shape[0])
+            for issue in check_pair(
+                image[k], mask[k], name=f"{name} plane {k}", label_mode=label_mode,
+                classes=classes,
+            )
+        ]  # fmt: skip
     issues = _check_image(image, name)
     if mask.ndim != 2:
         issues.append(

@@ -118,6 +118,39 @@ def _set_bn_state(model: Any, state: list[np.ndarray]) -> None:
             la.moving_variance.assign(next(it))
 
 
+def _check_arguments(config: Any, unet: Any, validation: Any, initial: Any, stop: Any) -> None:
+    """API misuse gets the project's own errors, saying how to call :func:`train`."""
+    if config is not None and not isinstance(config, TrainingConfig):
+        raise ConfigError(
+            f"config must be a TrainingConfig, got {type(config).__name__}; for a dict use "
+            "TrainingConfig.from_dict(d) (or TrainingConfig(**d))."
+        )
+    if unet is not None and not isinstance(unet, UNetConfig):
+        raise ConfigError(
+            f"unet must be a UNetConfig, got {type(unet).__name__}; for a dict use "
+            "UNetConfig.from_dict(d)."
+        )
+    if initial is not None and not isinstance(initial, ModelBundle):
+        raise ModelError(
+            f"initial must be a ModelBundle, got {type(initial).__name__}; load one with "
+            "load_bundle(path)."
+        )
+    if stop is not None and not callable(getattr(stop, "is_set", None)):
+        raise ConfigError(
+            f"stop must be a threading.Event (set it to stop), got {stop!r}; create one with "
+            "threading.Event() and call .set() on it from another thread."
+        )
+    if validation is not None and not (
+        isinstance(validation, (tuple, list))
+        and len(validation) == 2
+        and all(isinstance(v, (list, tuple, np.ndarray)) for v in validation)
+    ):
+        raise DataError(
+            "validation must be a pair (images, labels) of two lists of arrays, got "
+            f"{type(validation).__name__}; e.g. validation=([image1, image2], [mask1, mask2])."
+        )
+
+
 def train(
     images: Sequence[np.ndarray],
     labels: Sequence[np.ndarray],
@@ -180,6 +213,7 @@ def train(
     from .model import build_unet
     from .precision import device_description, resolve_precision
 
+    _check_arguments(config, unet, validation, initial, stop)
     config = replace(config) if config is not None else TrainingConfig()
     config.validate()
     stop = stop or threading.Event()

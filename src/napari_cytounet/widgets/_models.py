@@ -27,8 +27,8 @@ from ._common import (
     show_info,
     wrap_text,
 )
-from ._jobs import ModelLoaded, engine_status, load_job, start_save
 from ._export import add_export_section
+from ._jobs import ModelLoaded, engine_status, load_job, start_save
 from ._plot import TrainingPlot
 from ._scroll import ScrollingDock
 from ._session import session_for

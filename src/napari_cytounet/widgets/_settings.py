@@ -20,9 +20,10 @@ import contextlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from ..core.files import atomic_write
 
 ENV_VAR = "CYTOUNET_SETTINGS_DIR"
 FILE_NAME = "settings.json"
@@ -83,15 +84,8 @@ class Settings:
         """Write the file atomically; failures are logged once, never raised."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".settings.", suffix=".tmp", dir=self.path.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    json.dump(self._data, fh, indent=2, sort_keys=True, default=str)
-                os.replace(tmp, self.path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            text = json.dumps(self._data, indent=2, sort_keys=True, default=str)
+            atomic_write(self.path, text)
         except OSError as exc:
             if not self._warned:
                 _log.warning("napari-cytounet: could not save settings to %s: %s", self.path, exc)
