@@ -181,10 +181,8 @@ def _finish_plane(
     from .postprocess import postprocess
 
     mask = np.asarray(scratch[index])
-    if classes > 1:
-        prob = np.eye(classes, dtype=np.float32)[mask]
-    else:
-        prob = mask.astype(np.float32)
+    # a one-hot class map has the same argmax as the probabilities it came from
+    prob = np.eye(classes, dtype=np.float32)[mask] if classes > 1 else mask.astype(np.float32)
     labels = postprocess(
         prob,
         opts["threshold"],
@@ -411,10 +409,9 @@ def iter_predict_to_zarr(
     tasks, skipped = _graph(
         bundle, spec, source, plan, out, scratch, block, batch_size, opts, done, marks
     )
-    total, count = len(tasks), 0
+    total = len(tasks)
     yield PredictionProgress(done=0, total=total, plane=0, planes=planes)
-    for _ in _run(tasks, scheduler):
-        count += 1
+    for count, _ in enumerate(_run(tasks, scheduler), start=1):
         yield PredictionProgress(done=count, total=total, plane=0, planes=planes)
     record = dict(out.attrs)["cytounet"]
     out.attrs["cytounet"] = {**record, "complete": True}
