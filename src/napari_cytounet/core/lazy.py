@@ -102,9 +102,21 @@ def worker_predictor(spec: ModelSpec) -> Any:
                 )
             from .bundle import load_bundle
 
-            fn = tile_predictor(load_bundle(spec.path), spec.precision, spec.jit)
+            fn = _serialised(tile_predictor(load_bundle(spec.path), spec.precision, spec.jit))
             _WORKER_MODELS[spec.key] = fn
     return fn
+
+
+def _serialised(fn: Any) -> Any:
+    """One network call at a time per process: TensorFlow already uses every core per call,
+    and concurrent first calls would trace the function several times."""
+    lock = threading.Lock()
+
+    def call(batch: np.ndarray) -> np.ndarray:
+        with lock:
+            return fn(batch)
+
+    return call
 
 
 def resolve_model(
@@ -129,7 +141,7 @@ def resolve_model(
         bundle = load_bundle(spec.path)
     with _MODELS_LOCK:
         if spec.key not in _WORKER_MODELS:
-            _WORKER_MODELS[spec.key] = tile_predictor(bundle, precision, jit)
+            _WORKER_MODELS[spec.key] = _serialised(tile_predictor(bundle, precision, jit))
     return bundle, spec
 
 

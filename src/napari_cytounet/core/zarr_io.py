@@ -252,7 +252,7 @@ def _graph(bundle, spec, source, plan, out, scratch, block, batch_size, opts, do
     return tasks, skipped
 
 
-def connect(scheduler: Any, timeout: float = 5.0) -> Any:
+def connect(scheduler: Any, timeout: float = 3.0) -> Any:
     """A ``dask.distributed`` client for ``tcp://host:port`` (raises ConfigError if none answers).
 
     Examples
@@ -270,8 +270,16 @@ def connect(scheduler: Any, timeout: float = 5.0) -> Any:
         ) from exc
 
 
+class _Stopped(Exception):
+    """Raised in dask's scheduling loop to stop a local run (the generator was closed)."""
+
+
 def _run(tasks: list, scheduler: Any) -> Iterator[None]:
-    """Run the sink tasks on ``scheduler``; yields once per finished task."""
+    """Run the sink tasks on ``scheduler``; yields once per finished task.
+
+    Closing the generator stops the run: no new task starts (local schedulers)
+    or the futures are cancelled (a cluster); finished blocks keep their markers.
+    """
     if not tasks:
         return
     if isinstance(scheduler, str) and scheduler in ("threads", "processes", "sync"):
@@ -280,12 +288,14 @@ def _run(tasks: list, scheduler: Any) -> Iterator[None]:
     from distributed import Client, as_completed
 
     client = scheduler if isinstance(scheduler, Client) else connect(scheduler)
+    futures = []
     try:
         futures = client.compute(tasks)
         for future in as_completed(futures):
             future.result()
             yield None
     finally:
+        client.cancel([f for f in futures if not f.done()])
         if client is not scheduler:
             client.close()
 
@@ -297,8 +307,13 @@ def _run_local(tasks: list, scheduler: str) -> Iterator[None]:
     events: queue.Queue = queue.Queue()
     sinks = {t.key for t in tasks}
     failure: list[BaseException] = []
+    stop = threading.Event()
 
     class _Progress(Callback):
+        def _pretask(self, key, dsk, state):
+            if stop.is_set():
+                raise _Stopped
+
         def _posttask(self, key, result, dsk, state, worker_id):
             if key in sinks:
                 events.put(key)
@@ -314,10 +329,13 @@ def _run_local(tasks: list, scheduler: str) -> Iterator[None]:
 
     thread = threading.Thread(target=work, name="cytounet-zarr", daemon=True)
     thread.start()
-    while events.get() is not None:
-        yield None
-    thread.join()
-    if failure:
+    try:
+        while events.get() is not None:
+            yield None
+    finally:
+        stop.set()
+        thread.join()
+    if failure and not isinstance(failure[0], _Stopped):
         raise failure[0]
 
 
