@@ -134,20 +134,24 @@ def _open_output(path: Path, shape: tuple, chunks: tuple, dtype: str, settings: 
             )
         if record.get("complete"):
             return out, None
-        scratch = zarr.open_array(str(partial / "mask"), mode="r+")
-        return out, scratch
+        labels = zarr.open_array(str(partial / "labels"), mode="r+") if dtype == "int32" else None
+        return out, (zarr.open_array(str(partial / "mask"), mode="r+"), labels)
     if not os.access(_nearest_existing(path), os.W_OK):
         raise DataError(f"Cannot write {path}: its folder is not writable.")
     attrs = {"cytounet": {"settings": settings, "complete": False}}
     # scratch first: an output without scratch is never left half-made
-    scratch = zarr.create_array(
-        store=str(partial / "mask"), shape=shape, chunks=chunks, dtype="uint8", fill_value=0
-    )
+    scratch = [
+        zarr.create_array(
+            store=str(partial / name), shape=shape, chunks=chunks, dtype=kind, fill_value=0
+        )
+        for name, kind in [("mask", "uint8"), ("labels", "int32")]
+        if name == "mask" or dtype == "int32"
+    ]
     (partial / "done").mkdir(parents=True, exist_ok=True)
     out = zarr.create_array(
         store=str(path), shape=shape, chunks=chunks, dtype=dtype, fill_value=0, attributes=attrs
     )
-    return out, scratch
+    return out, (scratch[0], scratch[1] if len(scratch) > 1 else None)
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -177,7 +181,11 @@ def _write_block(
 def _finish_plane(
     scratch: Any, out: Any, index: tuple, opts: dict, classes: int, marker: str, *blocks: int
 ) -> int:
-    """Stage 2: post-process one whole plane from its scratch mask, write it, then its marker."""
+    """Stage 2: post-process one whole plane from its scratch mask, write it, then its marker.
+
+    Instance labels (1..n per plane) go to the labels scratch and the marker holds
+    ``n``: stage 3 (:func:`_offset_plane`) numbers them on from the planes before.
+    """
     from .postprocess import postprocess
 
     mask = np.asarray(scratch[index])
@@ -195,12 +203,31 @@ def _finish_plane(
     if classes == 1 and not opts["instances"]:
         labels = labels * np.uint8(opts["mask_value"])
     out[index] = labels.astype(out.dtype, copy=False)
-    Path(marker).touch()
+    if opts["instances"]:
+        tmp = Path(f"{marker}.{uuid.uuid4().hex}.tmp")
+        tmp.write_text(str(int(labels.max(initial=0))))
+        os.replace(tmp, marker)  # atomic: a marker always holds a whole count
+    else:
+        Path(marker).touch()
+    return 1
+
+
+def _offset_plane(labels: Any, out: Any, index: tuple, flat: int, marks: str, *done: int) -> int:
+    """Stage 3 (instances): number the plane's labels on from the planes before it.
+
+    Labels are consecutive over the whole stack, as in the in-memory path. It reads
+    the labels scratch, never ``out``, so a repeated (resumed) run gives the same.
+    """
+    offset = sum(int((Path(marks) / f"p-{q}").read_text()) for q in range(flat))
+    plane = np.asarray(labels[index])
+    out[index] = np.where(plane > 0, plane + offset, 0).astype(np.int32)
+    (Path(marks) / f"o-{flat}").touch()
     return 1
 
 
 def _graph(bundle, spec, source, plan, out, scratch, block, batch_size, opts, done, marks):
-    """The sink tasks still to run (block writes, plane finishes) and the count skipped."""
+    """The sink tasks still to run (block writes, plane finishes, label offsets) and the
+    count of blocks skipped."""
     import dask
 
     token = uuid.uuid4().hex[:12]
@@ -224,7 +251,7 @@ def _graph(bundle, spec, source, plan, out, scratch, block, batch_size, opts, do
         prob = graphs[flat][1].block(top, left, bh, bw, classes)
         writes[flat].append(
             dask.delayed(_write_block, pure=False)(
-                scratch,
+                scratch[0],
                 index,
                 top,
                 left,
@@ -235,12 +262,13 @@ def _graph(bundle, spec, source, plan, out, scratch, block, batch_size, opts, do
                 dask_key_name=f"cytounet-write-{token}-{name}",
             )
         )
+    finishes: list = []
     for flat, (index, _) in graphs.items():
         tasks.extend(writes[flat])
-        tasks.append(
+        finishes.append(
             dask.delayed(_finish_plane, pure=False)(
-                scratch,
-                out,
+                scratch[0],
+                out if scratch[1] is None else scratch[1],
                 index,
                 opts,
                 classes,
@@ -249,6 +277,23 @@ def _graph(bundle, spec, source, plan, out, scratch, block, batch_size, opts, do
                 dask_key_name=f"cytounet-finish-{token}-{flat}",
             )
         )
+    tasks.extend(finishes)
+    if scratch[1] is not None:  # instances: consecutive labels over the stack (stage 3)
+        indices = np.ndindex(*source.lead_shape) if source.lead_shape else [()]
+        for flat, index in enumerate(indices):
+            if f"o-{flat}" in done:
+                continue
+            tasks.append(
+                dask.delayed(_offset_plane, pure=False)(
+                    scratch[1],
+                    out,
+                    index,
+                    flat,
+                    str(marks),
+                    *finishes,
+                    dask_key_name=f"cytounet-offset-{token}-{flat}",
+                )
+            )
     return tasks, skipped
 
 
