@@ -142,10 +142,18 @@ def _predict(args: argparse.Namespace, model_path: Path, where: Any) -> int:
     result = None
     try:
         events = iter_predict_to_zarr(
-            bundle, image, args.output, scheduler=where, channel_axis=axis,
-            threshold=args.threshold, min_size=args.min_size, instances=instances,
-            split_touching=args.split_touching, mask_value=255, tile_size=args.tile_size,
-        )  # fmt: skip
+            bundle,
+            image,
+            args.output,
+            scheduler=where,
+            channel_axis=axis,
+            threshold=args.threshold,
+            min_size=args.min_size,
+            instances=instances,
+            split_touching=args.split_touching,
+            mask_value=255,
+            tile_size=args.tile_size,
+        )
         for event in events:
             if isinstance(event, ZarrPrediction):
                 result = event
@@ -153,8 +161,13 @@ def _predict(args: argparse.Namespace, model_path: Path, where: Any) -> int:
                 if bar is None:
                     from tqdm import tqdm
 
-                    bar = tqdm(total=event.total, unit="block", file=sys.stderr,
-                               dynamic_ncols=True, desc="Predicting")  # fmt: skip
+                    bar = tqdm(
+                        total=event.total,
+                        unit="block",
+                        file=sys.stderr,
+                        dynamic_ncols=True,
+                        desc="Predicting",
+                    )
                 bar.update(event.done - bar.n)
     except KeyboardInterrupt:
         if bar is not None:

@@ -47,6 +47,7 @@ from .predict import (
 )
 
 _WORKER_MODELS: dict[tuple, Any] = {}
+_BUNDLES: dict[tuple, ModelBundle] = {}  # bundles loaded by path in this (client) process
 _MODELS_LOCK = threading.Lock()
 
 
@@ -138,7 +139,9 @@ def resolve_model(
         from .bundle import load_bundle
 
         spec = ModelSpec.of(model, precision, jit)
-        bundle = load_bundle(spec.path)
+        bundle = _BUNDLES.get(spec.key[:3])
+        if bundle is None:
+            bundle = _BUNDLES[spec.key[:3]] = load_bundle(spec.path)
     with _MODELS_LOCK:
         if spec.key not in _WORKER_MODELS:
             _WORKER_MODELS[spec.key] = _serialised(tile_predictor(bundle, precision, jit))
