@@ -102,9 +102,8 @@ def _child(model: str, source: str, output: str, scheduler: str) -> None:
     seconds = time.perf_counter() - t1
     kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     kib_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    print(
-        json.dumps({"seconds": seconds, "rss": kib / 2**20, "rss_children": kib_children / 2**20})
-    )
+    rss = {"rss": kib / 2**20, "rss_children": kib_children / 2**20}
+    print(json.dumps({"seconds": seconds, "load_seconds": t1 - t0, **rss}))
 
 
 def run_child(model: Path, source: Path, output: Path, scheduler: str = "threads") -> dict:
