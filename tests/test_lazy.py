@@ -211,6 +211,10 @@ def test_cli_ome_zarr_to_zarr(bundle, model_path, stack, tmp_path, capsys) -> No
     assert main([*args, "--tile-size", "128"]) == 0  # finished: nothing to redo
     assert "0 blocks predicted, 12 found done earlier" in capsys.readouterr().out
     assert main([*args, "--tile-size", "128", "--scheduler", "nowhere"]) == 2
+    # an array inside a store, whose path does not end in .zarr, is found by its metadata
+    inner = ["predict", str(model_path), str(tmp_path / "img.ome.zarr" / "0"), "-q"]
+    assert main([*inner, "-o", str(tmp_path / "m2.zarr"), "--tile-size", "128"]) == 0
+    assert np.array_equal(zarr.open_array(str(tmp_path / "m2.zarr"))[:], expected)
     assert main(["predict", str(model_path), str(tmp_path / "no.zarr"), "-o", str(out)]) == 1
     tif_args = ["predict", str(model_path), str(tmp_path / "x.png"), "-o", "d", "--scheduler"]
     assert main([*tif_args, "threads"]) == 2

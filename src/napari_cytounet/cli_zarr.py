@@ -26,8 +26,15 @@ from .core.errors import DataError, ModelError
 LOCAL_SCHEDULERS = ("threads", "processes")
 
 
+ZARR_FILES = ("zarr.json", ".zarray", ".zgroup", ".zattrs")
+
+
 def _is_zarr(text: str) -> bool:
-    return str(text).rstrip("/\\").lower().endswith(".zarr")
+    """A ``.zarr`` path, or a folder inside a store (e.g. an OME-Zarr image in a plate)."""
+    path = Path(text).expanduser()
+    if str(text).rstrip("/\\").lower().endswith(".zarr"):
+        return True
+    return path.is_dir() and any((path / name).is_file() for name in ZARR_FILES)
 
 
 def is_zarr_job(args: argparse.Namespace) -> bool:
