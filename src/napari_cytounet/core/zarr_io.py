@@ -384,6 +384,26 @@ def _run_local(tasks: list, scheduler: str) -> Iterator[None]:
         raise failure[0]
 
 
+def _check_before_writing(bundle, spec, scheduler, threshold, min_size, instances) -> Any:
+    """Check the options and reach the scheduler before anything is written."""
+    from .postprocess import postprocess
+
+    postprocess(
+        np.zeros((4, 4, bundle.classes) if bundle.classes > 1 else (4, 4), np.float32),
+        threshold,
+        min_size=min_size,
+        instances=instances,
+        multiclass=bundle.classes > 1,
+    )
+    if isinstance(scheduler, str) and scheduler in ("threads", "processes", "sync"):
+        if scheduler == "processes" and spec.path.startswith("memory:"):
+            raise ConfigError("Save the model first: worker processes load it from its file.")
+        return scheduler
+    if spec.path.startswith("memory:"):
+        raise ConfigError("Save the model first: cluster workers load it from its file.")
+    return connect(scheduler) if isinstance(scheduler, str) else scheduler
+
+
 def iter_predict_to_zarr(
     model: ModelBundle | str | os.PathLike,
     image: Any,
@@ -419,8 +439,6 @@ def iter_predict_to_zarr(
     >>> event.shape  # doctest: +SKIP
     (3, 6144, 6144)
     """
-    from .postprocess import postprocess
-
     t0 = time.perf_counter()
     instances = instances or split_touching
     bundle, spec, source, plan = prepare(
@@ -433,28 +451,36 @@ def iter_predict_to_zarr(
         precision=precision,
         jit=jit,
     )
-    # options are checked before anything is written
-    postprocess(
-        np.zeros((4, 4, bundle.classes) if bundle.classes > 1 else (4, 4), np.float32),
-        threshold,
-        min_size=min_size,
-        instances=instances,
-        multiclass=bundle.classes > 1,
-    )
-    if not isinstance(scheduler, str) or scheduler not in ("threads", "processes", "sync"):
-        if spec.path.startswith("memory:"):
-            raise ConfigError("Save the model first: cluster workers load it from its file.")
-        if isinstance(scheduler, str):
-            scheduler = connect(scheduler)  # fails fast, before the output is created
-    block = int(block_size or tile_size or max(source.height, source.width))
-    opts = {
-        "threshold": float(threshold),
-        "min_size": int(min_size),
-        "fill_holes": bool(fill_holes),
-        "instances": bool(instances),
-        "split_touching": bool(split_touching),
-        "mask_value": int(mask_value),
-    }
+    where = _check_before_writing(bundle, spec, scheduler, threshold, min_size, instances)
+    try:
+        yield from _predict(
+            bundle,
+            spec,
+            source,
+            plan,
+            where,
+            output,
+            batch_size,
+            t0,
+            block_size or tile_size,
+            {
+                "threshold": float(threshold),
+                "min_size": int(min_size),
+                "fill_holes": bool(fill_holes),
+                "instances": bool(instances),
+                "split_touching": bool(split_touching),
+                "mask_value": int(mask_value),
+            },
+        )
+    finally:
+        if where is not scheduler:  # a client this function connected
+            where.close()
+
+
+def _predict(bundle, spec, source, plan, scheduler, output, batch_size, t0, block_size, opts):
+    """The body of :func:`iter_predict_to_zarr` once the inputs are checked."""
+    instances = opts["instances"]
+    block = int(block_size or max(source.height, source.width))
     dtype = "int32" if instances else "uint8"
     shape = (*source.lead_shape, source.height, source.width)
     chunks = (1,) * len(source.lead_shape) + (min(block, source.height), min(block, source.width))
