@@ -45,6 +45,10 @@ from _results import emit
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
+def _log(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
 def _env() -> dict:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, env.get("PYTHONPATH")) if p)
@@ -123,6 +127,7 @@ def in_memory(bundle, size: int, tiles: list[int], batches: list[int]) -> list[d
     for tile in tiles:
         for batch in batches:
             kw = {"tile_size": tile, "batch_size": batch}
+            _log(f"in memory, tile {tile}, batch {batch}")
             predict_probabilities(bundle, image, **kw)  # compile and warm up
             seconds = min(_timed(predict_probabilities, bundle, image, **kw) for _ in range(2))
             plan = TilePlan(size, size, bundle.unet.divisor, tile, None)
@@ -192,6 +197,7 @@ def cluster(model: Path, stack: Path, tmp: Path, reference, memory_limit: str) -
                 )
                 rss = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
             same = bool(np.array_equal(zarr.open_array(str(out))[:], reference))
+            _log(f"cluster, {n} worker(s): {seconds:.1f} s, identical {same}")
             result[f"workers_{n}"] = {
                 "seconds": round(seconds, 1),
                 "identical_to_single_process": same,
@@ -230,8 +236,10 @@ def on_disk(tmp: Path, bundle, args, best: dict, plane: int, sizes, eff, result:
         "efficiency_vs_tf_peak": eff(mpx),
         "ratio_to_in_memory": round(mpx / best["megapixels_per_second"], 3),
     }
+    _log(f"zarr: {result['zarr']}")
     stack = tmp / "stack.zarr"
     write_stack(stack, args.planes, plane)
+    _log(f"stack {args.planes} x {plane}^2 written")
     one = run_child(model, stack, tmp / "stack-out.zarr")
     gb = args.planes * plane * plane * 2 / 1e9
     result["stack"] = {
@@ -242,6 +250,7 @@ def on_disk(tmp: Path, bundle, args, best: dict, plane: int, sizes, eff, result:
         "megapixels_per_second": round(gb / 2 * 1e3 / one["seconds"], 3),
         "peak_rss_gib": round(one["rss"], 2),
     }
+    _log(f"stack: {result['stack']}")
     reference = zarr.open_array(str(tmp / "stack-out.zarr"))[:]
     if "series" not in args.skip:
         series = []
@@ -258,6 +267,7 @@ def on_disk(tmp: Path, bundle, args, best: dict, plane: int, sizes, eff, result:
                     "peak_rss_gib": round(r["rss"], 2),
                 }
             )
+            _log(f"series: {series[-1]}")
             for done in (path, tmp / f"series-{n}-out.zarr"):
                 shutil.rmtree(done, ignore_errors=True)
         result["rss_vs_size"] = series
