@@ -219,6 +219,7 @@ examples:
   cytounet predict cells.keras data/validation/images -o predictions
   cytounet predict cells.keras cho01.png -o out --threshold 0.4 --min-size 200
   cytounet predict cells.keras images -o out --instances --split-touching --probabilities
+  cytounet predict cells.keras stack.zarr -o masks.zarr --scheduler tcp://127.0.0.1:8786
 """
 
 SCORE_EPILOG = """\
@@ -459,6 +460,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite",
         action="store_true",
         help="replace files in OUT_DIR that cytounet did not write (it always replaces its own)",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="WHERE",
+        help="zarr data: threads (default), processes or a dask scheduler tcp://host:port",
     )
     p.set_defaults(func=_cmd_predict)
 
@@ -920,8 +926,11 @@ def _channel_axis(image: Any, bundle: Any, name: str) -> int | None:
 def _cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from .cli_zarr import is_zarr_job, predict_zarr
     from .core.io import read_image, write_image, write_labels
 
+    if is_zarr_job(args):  # a .zarr input or output: lazy, block by block (cli_zarr.py)
+        return predict_zarr(args)
     model_path = Path(args.model).expanduser()
     if not model_path.exists():
         raise ModelError(f"No model file at {model_path}; check the path or train one first.")

@@ -228,7 +228,6 @@ def _predict_plane(
     mode = "reflect" if min(h, w) > 1 else "edge"
     padded = np.pad(plane, (pad_y, pad_x, (0, 0)), mode=mode)
     th, tw = plan.tile_h, plan.tile_w
-    wy, wx = plan.weight_y, plan.weight_x
     out[...] = 0.0
     origins = plan.origins()
     batch = np.zeros((batch_size, th, tw, padded.shape[-1]), np.float32)
@@ -237,26 +236,92 @@ def _predict_plane(
         chunk = origins[start : start + batch_size]
         n = 1 if single else batch_size
         for i, (y0, x0) in enumerate(chunk):
-            batch[i] = padded[y0 : y0 + th, x0 : x0 + tw]
-            batch[i] -= offset
-            batch[i] *= gain
+            fill_tile(batch[i], padded[y0 : y0 + th, x0 : x0 + tw], offset, gain)
         batch[len(chunk) :] = 0.0
         pred = fn(batch[:n])
         for i, (y0, x0) in enumerate(chunk):
-            # tile rows/columns that fall inside the image (padded coords -> image coords)
-            ty0, ty1 = max(y0, halo), min(y0 + th, halo + h)
-            tx0, tx1 = max(x0, halo), min(x0 + tw, halo + w)
-            if ty0 >= ty1 or tx0 >= tx1:
-                continue
-            tile = pred[i, ty0 - y0 : ty1 - y0, tx0 - x0 : tx1 - x0]
-            weight = np.outer(wy[ty0 - y0 : ty1 - y0], wx[tx0 - x0 : tx1 - x0])
-            out[ty0 - halo : ty1 - halo, tx0 - halo : tx1 - halo] += tile * weight[..., None]
+            blend_tile(out, pred[i], plan, y0, x0)
         yield len(chunk)
-    norm_y = _weight_sum(plan.ys, wy, plan.padded_h)[halo : halo + h]
-    norm_x = _weight_sum(plan.xs, wx, plan.padded_w)[halo : halo + w]
-    inv_x = (1.0 / np.maximum(norm_x, 1e-12)).astype(np.float32)
+    normalize_blend(out, plan)
+
+
+def fill_tile(slot: np.ndarray, window: np.ndarray, offset: np.ndarray, gain: np.ndarray) -> None:
+    """Write one raw tile into a float32 batch slot, normalised as ``(window - offset) * gain``.
+
+    Examples
+    --------
+    >>> slot = np.empty((2, 2, 1), np.float32)
+    >>> fill_tile(slot, np.full((2, 2, 1), 3), np.array([1.0]), np.array([0.5]))
+    >>> float(slot[0, 0, 0])
+    1.0
+    """
+    slot[...] = window
+    slot -= offset
+    slot *= gain
+
+
+def blend_tile(
+    out: np.ndarray, pred: np.ndarray, plan: TilePlan, y0: int, x0: int, top: int = 0, left: int = 0
+) -> None:
+    """Add the weighted prediction of the tile at padded ``(y0, x0)`` to ``out``.
+
+    ``out`` ``(h, w, C)`` holds image rows ``top:top+h`` and columns ``left:left+w``
+    (the whole plane by default, or one output block): only the part of the tile
+    inside it is added, with the same float operations for any block layout.
+
+    Examples
+    --------
+    >>> plan = TilePlan(40, 40, 4, 32, 8)
+    >>> out = np.zeros((40, 40, 1), np.float32)
+    >>> blend_tile(out, np.ones((plan.tile_h, plan.tile_w, 1), np.float32), plan, 0, 0)
+    >>> bool(out[0, 0, 0] > 0)
+    True
+    """
+    halo, th, tw = plan.halo, plan.tile_h, plan.tile_w
+    # tile rows/columns that fall inside ``out`` (padded coords -> image coords)
+    ty0, ty1 = max(y0, halo + top), min(y0 + th, halo + plan.height, halo + top + out.shape[0])
+    tx0, tx1 = max(x0, halo + left), min(x0 + tw, halo + plan.width, halo + left + out.shape[1])
+    if ty0 >= ty1 or tx0 >= tx1:
+        return
+    tile = pred[ty0 - y0 : ty1 - y0, tx0 - x0 : tx1 - x0]
+    weight = np.outer(plan.weight_y[ty0 - y0 : ty1 - y0], plan.weight_x[tx0 - x0 : tx1 - x0])
+    oy, ox = ty0 - halo - top, tx0 - halo - left
+    out[oy : oy + ty1 - ty0, ox : ox + tx1 - tx0] += tile * weight[..., None]
+
+
+def normalize_blend(out: np.ndarray, plan: TilePlan, top: int = 0, left: int = 0) -> None:
+    """Divide blended ``out`` (image rows ``top:``, columns ``left:``) by the weight sums, in place.
+
+    Examples
+    --------
+    >>> plan = TilePlan(40, 40, 4, 32, 8)
+    >>> out = np.zeros((40, 40, 1), np.float32)
+    >>> for y0, x0 in plan.origins():
+    ...     blend_tile(out, np.ones((plan.tile_h, plan.tile_w, 1), np.float32), plan, y0, x0)
+    >>> normalize_blend(out, plan)
+    >>> bool(np.allclose(out, 1.0))
+    True
+    """
+    h, w, halo = out.shape[0], out.shape[1], plan.halo
+    norm_y = _weight_sum(plan.ys, plan.weight_y, plan.padded_h)[halo : halo + plan.height]
+    norm_x = _weight_sum(plan.xs, plan.weight_x, plan.padded_w)[halo : halo + plan.width]
+    inv_x = (1.0 / np.maximum(norm_x, 1e-12)).astype(np.float32)[left : left + w]
     for row in range(h):  # in place, row by row: no full-size temporary
-        out[row] *= (inv_x / max(norm_y[row], 1e-12))[:, None]
+        out[row] *= (inv_x / max(norm_y[top + row], 1e-12))[:, None]
+
+
+def tile_predictor(
+    bundle: ModelBundle, precision: str = "auto", jit: bool | None = None
+) -> Callable[[np.ndarray], np.ndarray]:
+    """The cached network call ``batch (B, H, W, C) -> probabilities`` used for tiles.
+
+    Examples
+    --------
+    >>> fn = tile_predictor(bundle)  # doctest: +SKIP
+    >>> fn(np.zeros((2, 256, 256, 1), np.float32)).shape  # doctest: +SKIP
+    (2, 256, 256, 1)
+    """
+    return _predictor(bundle.inference_model(precision), use_xla(jit) and not bundle.legacy)
 
 
 def iter_probabilities(
@@ -293,8 +358,7 @@ def iter_probabilities(
     plan = TilePlan(h, w, bundle.unet.divisor, tile_size, overlap, bundle.fixed_input_size)
     planes = int(np.prod(lead_shape)) if lead_shape else 1
     total = planes * plan.n_tiles
-    model = bundle.inference_model(precision)
-    fn = _predictor(model, use_xla(jit) and not bundle.legacy)
+    fn = tile_predictor(bundle, precision, jit)
     out_shape = (*lead_shape, h, w) + ((classes,) if classes > 1 else ())
     result = np.empty(out_shape, np.float32)
     done = 0
