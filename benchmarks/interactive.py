@@ -29,6 +29,10 @@ from _results import emit
 from scipy import ndimage as ndi
 
 ROUND_SECONDS = (5.0, 20.0, 20.0)
+#: The robot's first strokes: foreground strokes stop beyond this fraction of the pixels,
+#: and the 12 background lines cover about this one.
+FOREGROUND_FRACTION = 0.0025
+BACKGROUND_FRACTION = 0.0015
 
 
 def _line(shape, y, x, theta, length, region):
@@ -55,6 +59,8 @@ def first_strokes(truth: np.ndarray, seed: int = 0) -> np.ndarray:
     inner = ndi.binary_erosion(truth, iterations=2)
     props = regionprops(cells)
     for p in rng.choice(props, max(1, round(0.3 * n)), replace=False):
+        if np.count_nonzero(out) > FOREGROUND_FRACTION * truth.size:
+            break  # many small cells: keep the strokes to 0.2-0.5% of the pixels
         region = inner & (cells == p.label)
         if not region.any():
             continue
@@ -64,7 +70,7 @@ def first_strokes(truth: np.ndarray, seed: int = 0) -> np.ndarray:
         out[rr, cc] = 2
     far = ~ndi.binary_dilation(truth, iterations=5)
     ys, xs = np.nonzero(far)
-    length = 0.12 * min(truth.shape)
+    length = BACKGROUND_FRACTION * truth.size / (12 * 3)
     for _ in range(12):
         k = int(rng.integers(ys.size))
         rr, cc = _line(truth.shape, ys[k], xs[k], rng.uniform(0, np.pi), length, far)

@@ -245,6 +245,7 @@ class InteractiveSession:
         self._traced: set[tuple[int, ...]] = set()
         self._predict_seconds: dict[tuple[int, int], float] = {}
         self._step_seconds = 0.1
+        self._trace_seconds = TRACE_SECONDS
 
     # ------------------------------------------------------------------ warm state
 
@@ -291,6 +292,8 @@ class InteractiveSession:
             self._predict_seconds[(h, w)] = time.perf_counter() - t0
         else:
             self._predict_seconds[(h, w)] = PREDICT_SECONDS_PER_PIXEL * h * w
+            # tracing the training step costs a few times tracing the prediction
+            self._trace_seconds = max(TRACE_SECONDS, 2.0 * (time.perf_counter() - t0))
         return self._foreground(out)
 
     def _foreground(self, prob: np.ndarray) -> np.ndarray:
@@ -424,7 +427,7 @@ class InteractiveSession:
         pixels = h * w / _forest_step(entry.image) ** 2
         forest = 0.0 if entry.features is not None else FEATURE_SECONDS_PER_PIXEL * pixels
         forest += FOREST_SECONDS_PER_PIXEL * pixels
-        steps = 5 * self._step_seconds + (0.0 if self._traced else TRACE_SECONDS)
+        steps = 5 * self._step_seconds + (0.0 if self._traced else self._trace_seconds)
         answer = self._predict_seconds.get((h, w), PREDICT_SECONDS_PER_PIXEL * h * w)
         return time.perf_counter() - t0 + forest + steps + answer < seconds
 
@@ -445,7 +448,7 @@ class InteractiveSession:
         state.record["backup"] = [v.copy() for v in self._model.get_weights()]
         last_event = time.perf_counter()
         while not stop.is_set():
-            expected = self._step_seconds if shape in self._traced else TRACE_SECONDS
+            expected = self._step_seconds if shape in self._traced else self._trace_seconds
             if time.perf_counter() + expected + finish_cost > deadline:
                 break
             x, y = next(batches)
@@ -523,6 +526,31 @@ class InteractiveSession:
         )  # fmt: skip
 
     # ------------------------------------------------------------------ public
+
+    def warm_up(self) -> None:
+        """Build the model and trace the training step now, so the first round need not.
+
+        A front end calls this when the user opens the live mode, while they
+        paint; the weights do not change (one step with all pixel weights 0).
+
+        Examples
+        --------
+        >>> session = InteractiveSession(); session.warm_up()  # doctest: +SKIP
+        """
+        self._warm()
+        s = self.settings
+        patch = max(self.unet.divisor, s.patch_size // self.unet.divisor * self.unet.divisor)
+        shape = (s.batch_size, patch, self.unet.in_channels)
+        x = np.zeros((s.batch_size, patch, patch, self.unet.in_channels), np.float32)
+        y = np.zeros((s.batch_size, patch, patch, 2), np.float32)
+        weights = [v.copy() for v in self._model.get_weights()]
+        for _ in range(2 if shape in self._traced else 3):
+            started = time.perf_counter()
+            self._trainer.step(x, y, 0.0)
+            if shape in self._traced:
+                self._step_seconds = time.perf_counter() - started
+            self._traced.add(shape)
+        self._model.set_weights(weights)
 
     def iter_update(
         self,

@@ -92,11 +92,16 @@ class PixelClassifier:
     """
 
     def __init__(
-        self, *, normalise: bool = True, n_estimators: int = 40, max_depth: int = 14, seed: int = 0
+        self,
+        *,
+        normalise: bool = True,
+        n_estimators: int = 40,
+        max_depth: int | None = 14,
+        seed: int = 0,
     ) -> None:
         self.normalise = normalise
         self.n_estimators = int(n_estimators)
-        self.max_depth = int(max_depth)
+        self.max_depth = None if max_depth is None else int(max_depth)
         self.seed = int(seed)
         self.forest = None
         self._cache: tuple[int, tuple, np.ndarray] | None = None
