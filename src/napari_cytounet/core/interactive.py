@@ -50,6 +50,14 @@ from typing import Any
 
 import numpy as np
 
+from .annotations import (
+    Annotation,
+    balanced_accuracy,
+    forest_step,
+    resolve_label_mode,
+    set_anchors,
+    stroke_sampler,
+)
 from .config import NormalizationConfig, UNetConfig
 from .data import content_hash, labels_to_targets, normalize_image
 from .errors import ConfigError, DataError
@@ -59,7 +67,6 @@ from .events import PreviewReady, RoundFinished, RoundProgress
 STARTER_UNET = UNetConfig(depth=3, base_filters=12, in_channels=1, classes=1, batch_norm=False)
 #: The starter model file shipped in the package.
 STARTER_PATH = Path(__file__).resolve().parents[1] / "models" / "starter.keras"
-LABEL_MODES = ("auto", "scribbles", "dense")
 #: Seconds the first training step is expected to take (it traces the step).
 TRACE_SECONDS = 2.0
 #: First guess of the prediction time (seconds per pixel) before it is measured.
@@ -67,8 +74,6 @@ PREDICT_SECONDS_PER_PIXEL = 0.5e-6
 #: Guesses of the forest's cost (features once per image; fitting and predicting each round).
 FEATURE_SECONDS_PER_PIXEL = 1.0e-6
 FOREST_SECONDS_PER_PIXEL = 1.0e-6
-#: Images larger than this are classified by the forest at half resolution.
-FOREST_FULL_PIXELS = 600_000
 #: Seconds between two :class:`RoundProgress` events.
 PROGRESS_SECONDS = 0.25
 #: Images up to this many pixels are predicted in one compiled call (larger: tiled).
@@ -111,54 +116,10 @@ class SessionSettings:
 
 
 @dataclass
-class _Annotated:
-    """One annotated image: normalised pixels, targets and the forest's features."""
-
-    key: str
-    x: np.ndarray  # float32 (H, W, C)
-    target: np.ndarray  # uint8 class index
-    weight: np.ndarray  # float32: 1 on annotated pixels
-    image: np.ndarray
-    features: np.ndarray | None = None
-    scribbles: np.ndarray | None = None  # 0/1/2 for the forest
-    probabilities: np.ndarray | None = None  # the adopted model's, when known
-    pseudo: np.ndarray | None = None  # float32 weight of the pseudo-labels (0 = none)
-    pseudo_target: np.ndarray | None = None  # uint8 class of the pseudo-labels
-
-
-@dataclass
 class _Round:
     steps: int = 0
     loss: float = float("nan")
     record: dict[str, Any] = field(default_factory=dict)
-
-
-def resolve_label_mode(labels: np.ndarray, label_mode: str = "auto") -> str:
-    """``"scribbles"`` or ``"dense"`` for ``labels`` (see the module docstring).
-
-    Examples
-    --------
-    >>> resolve_label_mode(np.array([[0, 1, 2]]))
-    'scribbles'
-    >>> resolve_label_mode(np.array([[0, 1, 1]]))
-    'dense'
-    """
-    if label_mode not in LABEL_MODES:
-        raise ConfigError(
-            f"label_mode must be one of {', '.join(LABEL_MODES)}; got {label_mode!r}."
-        )
-    if label_mode != "auto":
-        return label_mode
-    values = np.unique(np.asarray(labels))
-    if values.size and values.max() <= 2 and 2 in values:
-        return "scribbles"
-    return "dense"
-
-
-def _forest_step(image: np.ndarray) -> int:
-    """Subsampling of an image for the forest: 2 above :data:`FOREST_FULL_PIXELS`."""
-    h, w = np.shape(image)[:2]
-    return 2 if h * w > FOREST_FULL_PIXELS else 1
 
 
 def _fmt(value: float | None) -> str:
@@ -181,17 +142,6 @@ def _load_model(model: Any) -> Any:
         "model must be None, a ModelBundle or the path of a .keras file; "
         f"got {type(model).__name__}."
     )
-
-
-def _balanced_accuracy(prob: np.ndarray, target: np.ndarray, weight: np.ndarray) -> float | None:
-    """Mean over classes of the accuracy on annotated pixels (None if one class only)."""
-    annotated = weight > 0
-    fg = annotated & (target > 0)
-    bg = annotated & (target == 0)
-    if not fg.any() or not bg.any():
-        return None
-    pred = prob > 0.5
-    return 0.5 * (float(pred[fg].mean()) + float((~pred[bg]).mean()))
 
 
 class InteractiveSession:
@@ -239,13 +189,13 @@ class InteractiveSession:
         self._model = None
         self._trainer = None
         self._predict_fn = None
-        self._annotated: dict[str, _Annotated] = {}
+        self._annotated: dict[str, Annotation] = {}
         self._forest = None
         self._rounds: list[dict[str, Any]] = []
-        self._traced: set[tuple[int, ...]] = set()
         self._predict_seconds: dict[tuple[int, int], float] = {}
         self._step_seconds = 0.1
         self._trace_seconds = TRACE_SECONDS
+        self._tracer: threading.Thread | None = None
 
     # ------------------------------------------------------------------ warm state
 
@@ -257,7 +207,7 @@ class InteractiveSession:
         import tensorflow as tf
 
         from .model import build_unet
-        from .training import Trainer
+        from .trainer import Trainer
 
         keras.utils.set_random_seed(self.settings.seed)
         model = build_unet(self.unet, dtype_policy="float32")
@@ -313,7 +263,7 @@ class InteractiveSession:
     def _normalise(self, image: np.ndarray) -> np.ndarray:
         return normalize_image(image, self.normalization, self.unet.in_channels)
 
-    def _remember(self, image: np.ndarray, labels: np.ndarray) -> _Annotated:
+    def _remember(self, image: np.ndarray, labels: np.ndarray) -> Annotation:
         """Store (or replace) the annotations of ``image``; return its entry."""
         image = np.asarray(image)
         labels = np.asarray(labels)
@@ -332,7 +282,7 @@ class InteractiveSession:
         key = content_hash(image)
         entry = self._annotated.get(key)
         if entry is None:
-            entry = _Annotated(key, self._normalise(image), target, weight, image)
+            entry = Annotation(key, self._normalise(image), target, weight, image)
             self._annotated[key] = entry
         entry.target, entry.weight = target, weight
         entry.scribbles = np.where(weight > 0, target.astype(np.uint8) + 1, 0).astype(np.uint8)
@@ -340,7 +290,7 @@ class InteractiveSession:
 
     # ------------------------------------------------------------------ the round
 
-    def _forest_preview(self, entry: _Annotated) -> np.ndarray:
+    def _forest_preview(self, entry: Annotation) -> np.ndarray:
         """Fit the forest on every annotated image; return the probability of ``entry``.
 
         Large images are classified at half resolution (features cost 4x less;
@@ -350,7 +300,7 @@ class InteractiveSession:
         from .pixel_classifier import PixelClassifier, pixel_features
 
         entries = list(self._annotated.values())
-        step = {e.key: _forest_step(e.image) for e in entries}
+        step = {e.key: forest_step(e.image) for e in entries}
         for e in entries:
             if e.features is None:
                 e.features = pixel_features(e.image[:: step[e.key], :: step[e.key]])
@@ -364,75 +314,23 @@ class InteractiveSession:
         if f > 1:
             h, w = entry.x.shape[:2]
             prob = np.repeat(np.repeat(prob, f, axis=0), f, axis=1)[:h, :w]
-        self._set_pseudo(entry, prob)
+        s = self.settings
+        set_anchors(entry, prob, s.pseudo_weight, s.pseudo_confidence)
         return prob
 
-    def _set_pseudo(self, entry: _Annotated, forest: np.ndarray) -> None:
-        """Pseudo-labels: unannotated pixels the current UNet is sure of, unless the forest
-        is sure of the opposite.
-
-        They anchor the UNet to what it already gets right (no forgetting away
-        from the strokes, no overfitting of 0.3% of the pixels); the forest,
-        fitted on the newest strokes, vetoes anchors it confidently contradicts,
-        so corrections can spread over the wrong object.
-        """
-        s = self.settings
-        entry.pseudo = np.zeros(forest.shape, np.float32)
-        if s.pseudo_weight <= 0 or entry.probabilities is None:
-            return
-        hi, lo = s.pseudo_confidence, 1.0 - s.pseudo_confidence
-        unet = entry.probabilities
-        fg = (unet > hi) & (forest > lo)
-        bg = (unet < lo) & (forest < hi)
-        entry.pseudo[(fg | bg) & (entry.weight == 0)] = s.pseudo_weight
-        entry.pseudo_target = fg.astype(np.uint8)
-
-    def _sampler(self) -> Any:
-        """Patches centred on strokes of every annotated image (replay), pseudo-labels around."""
-        from .data import Example, PatchSampler
-
-        examples = []
-        for e in self._annotated.values():
-            pseudo = e.pseudo
-            if pseudo is None or not pseudo.any():
-                examples.append(Example(e.x, e.target, e.weight, e.key))
-                continue
-            target = np.where(e.weight > 0, e.target, e.pseudo_target).astype(np.uint8)
-            examples.append(Example(e.x, target, np.maximum(e.weight, pseudo), e.key))
-        s = self.settings
-        patch = max(self.unet.divisor, s.patch_size // self.unet.divisor * self.unet.divisor)
-        sampler = PatchSampler(
-            examples, patch, foreground_bias=0.5, seed=s.seed + len(self._rounds)
-        )
-        # centre patches on the real strokes, not on pseudo-labels
-        sizes = []
-        for i, e in enumerate(self._annotated.values()):
-            padded = sampler.weights[i].shape
-            strokes = np.zeros(padded, bool)
-            oy, ox = (padded[0] - e.weight.shape[0]) // 2, (padded[1] - e.weight.shape[1]) // 2
-            strokes[oy : oy + e.weight.shape[0], ox : ox + e.weight.shape[1]] = e.weight > 0
-            fg = np.zeros(padded, bool)
-            fg[oy : oy + e.weight.shape[0], ox : ox + e.weight.shape[1]] = (e.weight > 0) & (
-                e.target > 0
-            )
-            sampler.annotated[i] = np.flatnonzero(strokes.ravel())
-            sampler.foreground[i] = np.flatnonzero(fg.ravel())
-            sizes.append(float(max(1, sampler.annotated[i].size)))
-        sampler.image_p = np.asarray(sizes) / sum(sizes)
-        return sampler
-
-    def _time_to_train(self, entry: _Annotated, t0: float, seconds: float) -> bool:
+    def _time_to_train(self, entry: Annotation, t0: float, seconds: float) -> bool:
         """Whether the budget leaves time for the forest, a few training steps and the answer."""
         h, w = entry.x.shape[:2]
-        pixels = h * w / _forest_step(entry.image) ** 2
+        pixels = h * w / forest_step(entry.image) ** 2
         forest = 0.0 if entry.features is not None else FEATURE_SECONDS_PER_PIXEL * pixels
         forest += FOREST_SECONDS_PER_PIXEL * pixels
-        steps = 5 * self._step_seconds + (0.0 if self._traced else self._trace_seconds)
+        tracing = self._tracer is not None and self._tracer.is_alive()
+        steps = 5 * self._step_seconds + (self._trace_seconds if tracing else 0.0)
         answer = self._predict_seconds.get((h, w), PREDICT_SECONDS_PER_PIXEL * h * w)
         return time.perf_counter() - t0 + forest + steps + answer < seconds
 
     def _train(
-        self, entry: _Annotated, t0: float, seconds: float, stop: threading.Event, state: _Round
+        self, entry: Annotation, t0: float, seconds: float, stop: threading.Event, state: _Round
     ) -> Iterator[RoundProgress]:
         """Fine-tune until the budget, less the final prediction, is spent."""
         from .data import make_batches
@@ -442,13 +340,15 @@ class InteractiveSession:
         h, w = entry.x.shape[:2]
         finish_cost = 1.3 * self._predict_seconds.get((h, w), PREDICT_SECONDS_PER_PIXEL * h * w)
         finish_cost += 0.05
-        sampler = self._sampler()
+        sampler = stroke_sampler(
+            list(self._annotated.values()), self._patch_size(), s.seed + len(self._rounds)
+        )
         batches = make_batches(sampler, s.batch_size, seed=s.seed + len(self._rounds))
-        shape = (s.batch_size, sampler.patch_size, entry.x.shape[-1])
+        self.warm_up(wait=True)  # traced in the background since the first call
         state.record["backup"] = [v.copy() for v in self._model.get_weights()]
         last_event = time.perf_counter()
         while not stop.is_set():
-            expected = self._step_seconds if shape in self._traced else self._trace_seconds
+            expected = self._step_seconds
             if time.perf_counter() + expected + finish_cost > deadline:
                 break
             x, y = next(batches)
@@ -461,10 +361,7 @@ class InteractiveSession:
                 break
             took = time.perf_counter() - started
             state.steps += 1
-            if shape in self._traced:
-                self._step_seconds = 0.7 * self._step_seconds + 0.3 * took
-            else:  # the first step traced the function: time the next ones
-                self._traced.add(shape)
+            self._step_seconds = 0.7 * self._step_seconds + 0.3 * took
             if time.perf_counter() - last_event > PROGRESS_SECONDS:
                 last_event = time.perf_counter()
                 elapsed = last_event - t0
@@ -472,7 +369,7 @@ class InteractiveSession:
                                     min(1.0, elapsed / seconds))  # fmt: skip
 
     def _finish(
-        self, entry: _Annotated, before: float | None, state: _Round, t0: float
+        self, entry: Annotation, before: float | None, state: _Round, t0: float
     ) -> RoundFinished:
         """Predict, apply the never-worse rule, record the round."""
         s = self.settings
@@ -480,11 +377,11 @@ class InteractiveSession:
         adopted = False
         if state.steps:
             prob = self._probabilities(entry.x)
-            after = _balanced_accuracy(prob, entry.target, entry.weight)
+            after = balanced_accuracy(prob, entry.target, entry.weight)
             adopted = before is None or after is None or after >= before - s.tolerance
             anchor = None
             if entry.pseudo is not None and entry.pseudo.any():
-                anchor = _balanced_accuracy(prob, entry.pseudo_target, entry.pseudo)
+                anchor = balanced_accuracy(prob, entry.pseudo_target, entry.pseudo)
             state.record["anchor"] = anchor
             adopted = adopted and (anchor is None or anchor >= s.anchor_agreement)
             adopted = adopted and not state.record.get("diverged", False)
@@ -527,30 +424,40 @@ class InteractiveSession:
 
     # ------------------------------------------------------------------ public
 
-    def warm_up(self) -> None:
-        """Build the model and trace the training step now, so the first round need not.
+    def warm_up(self, wait: bool = True) -> None:
+        """Build the model and trace the training step now, so that rounds need not.
 
-        A front end calls this when the user opens the live mode, while they
-        paint; the weights do not change (one step with all pixel weights 0).
+        The first :meth:`update` calls it with ``wait=False``: the step is then
+        traced in a background thread while the first answer is computed and the
+        user paints, and training waits for it only if it is not done yet. The
+        weights do not change (steps with a learning rate of 0 and all pixel
+        weights 0).
 
         Examples
         --------
         >>> session = InteractiveSession(); session.warm_up()  # doctest: +SKIP
         """
         self._warm()
+        if self._tracer is None:
+            self._tracer = threading.Thread(target=self._trace_step, daemon=True)
+            self._tracer.start()
+        if wait:
+            self._tracer.join()
+
+    def _trace_step(self) -> None:
         s = self.settings
-        patch = max(self.unet.divisor, s.patch_size // self.unet.divisor * self.unet.divisor)
-        shape = (s.batch_size, patch, self.unet.in_channels)
+        patch = self._patch_size()
         x = np.zeros((s.batch_size, patch, patch, self.unet.in_channels), np.float32)
         y = np.zeros((s.batch_size, patch, patch, 2), np.float32)
-        weights = [v.copy() for v in self._model.get_weights()]
-        for _ in range(2 if shape in self._traced else 3):
+        for k in range(3):
             started = time.perf_counter()
             self._trainer.step(x, y, 0.0)
-            if shape in self._traced:
+            if k:
                 self._step_seconds = time.perf_counter() - started
-            self._traced.add(shape)
-        self._model.set_weights(weights)
+
+    def _patch_size(self) -> int:
+        divisor = self.unet.divisor
+        return max(divisor, self.settings.patch_size // divisor * divisor)
 
     def iter_update(
         self,
@@ -583,12 +490,12 @@ class InteractiveSession:
             raise ConfigError(f"seconds must be a number >= 0, got {seconds!r}.")
         stop = stop or threading.Event()
         entry = self._remember(image, labels)
-        self._warm()
+        self.warm_up(wait=False)
         if entry.probabilities is None:  # the model's answer before this round
             entry.probabilities = self._probabilities(entry.x)
             mask = entry.probabilities > 0.5
             yield PreviewReady(mask, entry.probabilities, "unet", time.perf_counter() - t0)
-        before = _balanced_accuracy(entry.probabilities, entry.target, entry.weight)
+        before = balanced_accuracy(entry.probabilities, entry.target, entry.weight)
         state = _Round()
         if self._time_to_train(entry, t0, seconds):
             prob = self._forest_preview(entry)
