@@ -427,9 +427,9 @@ class InteractiveSession:
     def warm_up(self, wait: bool = True) -> None:
         """Build the model and trace the training step now, so that rounds need not.
 
-        The first :meth:`update` calls it with ``wait=False``: the step is then
-        traced in a background thread while the first answer is computed and the
-        user paints, and training waits for it only if it is not done yet. The
+        The first :meth:`update` calls it with ``wait=False`` once its first
+        answer is out: the step is then traced in a background thread while the
+        user looks and paints, and training waits for it only if it is not done yet. The
         weights do not change (steps with a learning rate of 0 and all pixel
         weights 0).
 
@@ -490,11 +490,12 @@ class InteractiveSession:
             raise ConfigError(f"seconds must be a number >= 0, got {seconds!r}.")
         stop = stop or threading.Event()
         entry = self._remember(image, labels)
-        self.warm_up(wait=False)
+        self._warm()
         if entry.probabilities is None:  # the model's answer before this round
             entry.probabilities = self._probabilities(entry.x)
             mask = entry.probabilities > 0.5
             yield PreviewReady(mask, entry.probabilities, "unet", time.perf_counter() - t0)
+        self.warm_up(wait=False)  # after the first answer, not competing with it
         before = balanced_accuracy(entry.probabilities, entry.target, entry.weight)
         state = _Round()
         if self._time_to_train(entry, t0, seconds):
