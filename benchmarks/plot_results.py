@@ -112,7 +112,8 @@ def plot_interactive(files: list[Path], out: Path) -> Path | None:
             ax.annotate(f"{row['seconds']:.0f} s", (row["round"], row["dice"]),
                         textcoords="offset points", xytext=(0, 6), fontsize=7,
                         ha="center", color="#08519c")  # fmt: skip
-        data = Path(r["data"]).parent.name if "/" in r["data"] else f"synthetic {r['data']}"
+        parts = Path(r["data"]).parts
+        data = " ".join(parts[-3:-1]) if "/" in r["data"] else f"synthetic {r['data']}"
         ax.set(title=f"{data}: {r['image']}", xlabel="round (0 = first strokes)",
                ylabel="Dice", xticks=[0, 1, 2])  # fmt: skip
         ax.axhline(0.95, color="gray", ls=":", lw=1)
