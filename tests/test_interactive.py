@@ -164,3 +164,20 @@ def test_forest_on_normalised_features_transfers(data):
     assert agree(normalised.predict(brighter)) > agree(raw.predict(brighter)) + 0.1
     with pytest.raises(DataError, match="both background"):
         PixelClassifier().fit(image, np.where(scribbles == 1, 1, 0))
+
+
+def test_synthetic_looks_share_exact_labels():
+    from napari_cytounet.core.looks import LOOKS, styled_cells
+
+    pictures = {look: styled_cells((64, 64), look, seed=2) for look in LOOKS}
+    first = pictures["dic"][1]
+    for look, (image, labels) in pictures.items():
+        assert image.shape == (64, 64) and np.array_equal(labels, first)
+        fg, bg = labels > 0, labels == 0
+        if look in ("fluorescent", "bright"):  # bright cells on a darker background
+            assert image[fg].mean() > image[bg].mean()
+        if look == "phase":  # dark cells
+            assert image[fg].mean() < image[bg].mean()
+    assert pictures["fluorescent"][0].dtype == np.uint16
+    with pytest.raises(ConfigError, match="look must be one of"):
+        styled_cells((64, 64), "confocal")
