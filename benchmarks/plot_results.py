@@ -6,7 +6,10 @@ Reads the JSON lines that the benchmark scripts wrote with ``--json`` into
 * ``docs/images/bench-time-to-accuracy.png``: validation loss and Dice per epoch
   against training time (``time_to_accuracy*.json``, one curve per file);
 * ``docs/images/bench-throughput.png``: training patches/s of a plain float32
-  Keras ``fit`` and of napari-cytounet (``training_throughput.json``).
+  Keras ``fit`` and of napari-cytounet (``training_throughput.json``);
+* ``docs/images/bench-interactive.png``: Dice per round of the interactive loop and
+  of the random-forest baseline, on the image and on other images
+  (``interactive_*.json``, one panel per data set).
 
 Usage::
 
@@ -87,6 +90,43 @@ def plot_throughput(file: Path, out: Path) -> Path | None:
     return target
 
 
+def plot_interactive(files: list[Path], out: Path) -> Path | None:
+    """Dice per correction round, InteractiveSession vs the raw-feature forest, per data set."""
+    import matplotlib.pyplot as plt
+
+    runs = [_load(f) for f in files]
+    if not runs:
+        return None
+    fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 3.6), dpi=110, squeeze=False)
+    for ax, r in zip(axes[0], runs):
+        for key, name, color in (("session", "InteractiveSession", "#08519c"),
+                                 ("forest", "random forest", "#999999")):  # fmt: skip
+            rows = r[key]
+            xs = [row["round"] for row in rows]
+            ax.plot(xs, [row["dice"] for row in rows], marker="o", color=color,
+                    label=f"{name}: image")  # fmt: skip
+            if rows[0].get("others_dice") is not None:
+                ax.plot(xs, [row["others_dice"] for row in rows], marker="s", ls="--",
+                        color=color, label=f"{name}: other images")  # fmt: skip
+        for row in r["session"]:
+            ax.annotate(f"{row['seconds']:.0f} s", (row["round"], row["dice"]),
+                        textcoords="offset points", xytext=(0, 6), fontsize=7,
+                        ha="center", color="#08519c")  # fmt: skip
+        parts = Path(r["data"]).parts
+        data = " ".join(parts[-3:-1]) if "/" in r["data"] else f"synthetic {r['data']}"
+        ax.set(title=f"{data}: {r['image']}", xlabel="round (0 = first strokes)",
+               ylabel="Dice", xticks=[0, 1, 2])  # fmt: skip
+        ax.axhline(0.95, color="gray", ls=":", lw=1)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7, loc="lower right")
+    fig.suptitle("Interactive loop (5 s, then 2 corrections of 20 s), 2 CPU cores", fontsize=10)
+    fig.tight_layout()
+    target = out / "bench-interactive.png"
+    fig.savefig(target)
+    plt.close(fig)
+    return target
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
@@ -99,6 +139,7 @@ def main() -> None:
     written = [
         plot_time_to_accuracy(sorted(args.results.glob("time_to_accuracy*.json")), args.out),
         plot_throughput(args.results / "training_throughput.json", args.out),
+        plot_interactive(sorted(args.results.glob("interactive_*.json")), args.out),
     ]
     for path in written:
         if path is not None:

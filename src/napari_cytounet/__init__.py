@@ -27,6 +27,7 @@ _LAZY = {
     "build_unet": "napari_cytounet.core.model",
     "train": "napari_cytounet.core.training",
     "train_model": "napari_cytounet.core.training",
+    "InteractiveSession": "napari_cytounet.core.interactive",
     "predict_probabilities": "napari_cytounet.core.predict",
     "segment": "napari_cytounet.core.predict",
     "postprocess": "napari_cytounet.core.postprocess",
@@ -56,6 +57,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .core.bundle import ModelBundle, load_bundle, save_bundle
     from .core.config import NormalizationConfig, TrainingConfig, UNetConfig
     from .core.errors import CytoUNetError
+    from .core.interactive import InteractiveSession
     from .core.metrics import score
     from .core.model import build_unet
     from .core.postprocess import postprocess

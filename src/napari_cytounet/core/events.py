@@ -7,14 +7,14 @@ so there is one source of truth for "how far along are we".
 Examples
 --------
 >>> ev = BatchEnd(epoch=1, epochs=10, batch=5, batches=50, loss=0.3, dice=0.8,
-...               elapsed=12.0, remaining=100.0)
->>> round(ev.fraction, 3)
+...               elapsed=12.0, remaining=100.0, fraction=0.01)
+>>> ev.fraction
 0.01
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,12 +48,7 @@ class BatchEnd:
     dice: float
     elapsed: float  # seconds since training started
     remaining: float | None  # estimated seconds left (None when unknown)
-    fraction: float = field(default=0.0)
-
-    def __post_init__(self) -> None:
-        if self.fraction == 0.0 and self.epochs:
-            done = (self.epoch - 1) * self.batches + self.batch
-            object.__setattr__(self, "fraction", done / (self.epochs * self.batches))
+    fraction: float = 0.0  # progress of the run in [0, 1], computed by the core
 
 
 @dataclass(frozen=True)
@@ -70,6 +65,7 @@ class EpochEnd:
     remaining: float | None
     is_best: bool
     patches: int  # patches trained on so far
+    fraction: float = 0.0  # progress of the run in [0, 1], computed by the core
 
 
 @dataclass(frozen=True)
@@ -134,3 +130,51 @@ class PredictionFinished:
 
 
 TrainingEvent = TrainingStarted | BatchEnd | EpochEnd | TrainingCheckpoint | TrainingFinished
+
+
+@dataclass(frozen=True)
+class PreviewReady:
+    """A fast answer of an interactive round, before (or while) the UNet trains.
+
+    ``source`` is ``"forest"`` (the pixel classifier fitted on the strokes) or
+    ``"unet"`` (the current model, before this round's training).
+    """
+
+    mask: Any  # bool (H, W)
+    probabilities: Any  # float32 (H, W) foreground probability
+    source: str
+    seconds: float  # since the call started
+
+
+@dataclass(frozen=True)
+class RoundProgress:
+    """Training progress of an interactive round (emitted every few batches)."""
+
+    steps: int
+    loss: float
+    elapsed: float  # seconds since the call started
+    budget: float  # the call's time budget in seconds
+    fraction: float  # elapsed / budget, in [0, 1]
+
+
+@dataclass(frozen=True)
+class RoundFinished:
+    """The last event of an interactive round: the segmentation and whether training was kept.
+
+    ``adopted`` is False when the weights trained in this round scored worse on
+    the annotated pixels than the previous ones (``score`` vs ``previous_score``,
+    balanced accuracy): the previous weights are kept and ``mask`` is theirs.
+    """
+
+    mask: Any  # bool (H, W)
+    probabilities: Any  # float32 (H, W)
+    adopted: bool
+    score: float | None
+    previous_score: float | None
+    steps: int
+    seconds: float
+    round: int
+    message: str
+
+
+InteractiveEvent = PreviewReady | RoundProgress | RoundFinished

@@ -1,7 +1,11 @@
 """Training a UNet: a generator of typed progress events, ending with the model.
 
-:func:`train` prepares the data, builds (or continues) a model and runs a
-compiled training step batch by batch, yielding :class:`~.events.BatchEnd` after
+:func:`train` runs in three parts: :func:`prepare_training` (data, model, a
+warm :class:`Trainer` with the compiled steps), :func:`run_epochs` (the
+generator of progress events, honouring the stop event and the time budget) and
+:func:`finish_training` (best weights, BatchNorm recalibration, the bundle). A
+warm interactive session reuses one :class:`Trainer` across rounds. :func:`train`
+runs a compiled training step batch by batch, yielding :class:`~.events.BatchEnd` after
 every batch and :class:`~.events.EpochEnd` after every epoch. It stops after the
 epochs, after the time budget, or within one batch of ``stop.set()``, and always
 ends with :class:`~.events.TrainingFinished`, whose bundle holds the best weights
@@ -28,7 +32,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -43,13 +47,8 @@ from .data import (
     summarize_data,
 )
 from .errors import ConfigError, DataError, ModelError
-from .events import (
-    BatchEnd,
-    EpochEnd,
-    TrainingCheckpoint,
-    TrainingFinished,
-    TrainingStarted,
-)
+from .events import BatchEnd, EpochEnd, TrainingCheckpoint, TrainingFinished, TrainingStarted
+from .trainer import Trainer
 
 #: Batches used to recompute BatchNorm statistics at the end of training.
 RECALIBRATION_BATCHES = 8
@@ -151,6 +150,317 @@ def _check_arguments(config: Any, unet: Any, validation: Any, initial: Any, stop
         )
 
 
+@dataclass
+class TrainingRun:
+    """The state of one training run between :func:`prepare_training`, :func:`run_epochs`
+    and :func:`finish_training`."""
+
+    config: TrainingConfig
+    unet: UNetConfig
+    trainer: Trainer
+    batches: Iterator[tuple[np.ndarray, np.ndarray]]
+    precision: str
+    use_jit: bool
+    started: TrainingStarted
+    images: Sequence[np.ndarray]
+    labels: Sequence[np.ndarray]
+    names: Sequence[str] | None = None
+    validation: tuple[Sequence[np.ndarray], Sequence[np.ndarray]] | None = None
+    validation_names: Sequence[str] | None = None
+    initial: ModelBundle | None = None
+    val_x: np.ndarray | None = None
+    val_y: np.ndarray | None = None
+    history: dict[str, list[Any]] = field(default_factory=dict)
+    best_score: float = math.inf
+    best_weights: list[np.ndarray] | None = None
+    best_epoch: int = 0
+    patches: int = 0
+    epoch: int = 0
+    reason: str = "epochs"
+    seconds: float = 0.0
+
+    def fraction(self, steps_done: int, elapsed: float) -> float:
+        """Progress in [0, 1]: the larger of the epochs done and the time used."""
+        cfg = self.config
+        fractions = [0.0]
+        if cfg.epochs is not None:
+            fractions.append(steps_done / (cfg.epochs * cfg.steps_per_epoch))
+        if cfg.max_time is not None:
+            fractions.append(elapsed / float(cfg.max_time))
+        return min(1.0, max(fractions))
+
+    def remaining(self, steps_done: int, elapsed: float, per_batch: float | None) -> float | None:
+        """Estimated seconds left (``None`` when unknown)."""
+        cfg = self.config
+        options = []
+        if cfg.max_time is not None:
+            options.append(max(0.0, float(cfg.max_time) - elapsed))
+        if cfg.epochs is not None and per_batch is not None:
+            options.append(max(0, cfg.epochs * cfg.steps_per_epoch - steps_done) * per_batch)
+        return min(options) if options else None
+
+
+def _check_initial(initial: ModelBundle) -> None:
+    if initial.legacy:
+        raise ModelError(
+            f"{initial.name} is a legacy/foreign model (prediction only); "
+            "start a new model instead of continuing from it."
+        )
+
+
+def _prepare_data(
+    images: Sequence[np.ndarray],
+    labels: Sequence[np.ndarray],
+    config: TrainingConfig,
+    unet: UNetConfig | None,
+    initial: ModelBundle | None,
+    names: Sequence[str] | None,
+    validation: tuple[Sequence[np.ndarray], Sequence[np.ndarray]] | None,
+    validation_names: Sequence[str] | None,
+) -> tuple[list, list, UNetConfig]:
+    classes = unet.classes if unet is not None else 1
+    in_channels = unet.in_channels if initial is not None else None
+    norm = config.normalization
+    examples = prepare_examples(
+        images, labels, mode=config.labels, classes=classes, norm=norm,
+        in_channels=in_channels, names=names,
+    )  # fmt: skip
+    channels = examples[0].image.shape[-1]
+    if unet is None:
+        unet = UNetConfig(in_channels=channels)
+    elif unet.in_channels != channels:
+        unet = replace(unet, in_channels=channels)
+    val_examples = []
+    if validation is not None and len(validation[0]):
+        val_examples = prepare_examples(
+            validation[0], validation[1], mode=config.labels, classes=classes, norm=norm,
+            in_channels=channels, names=validation_names,
+        )  # fmt: skip
+    return examples, val_examples, unet
+
+
+def prepare_training(
+    images: Sequence[np.ndarray],
+    labels: Sequence[np.ndarray],
+    config: TrainingConfig | None = None,
+    unet: UNetConfig | None = None,
+    *,
+    validation: tuple[Sequence[np.ndarray], Sequence[np.ndarray]] | None = None,
+    initial: ModelBundle | None = None,
+    names: Sequence[str] | None = None,
+    validation_names: Sequence[str] | None = None,
+    jit: bool | None = None,
+) -> TrainingRun:
+    """First part of :func:`train`: check the data, build the model and the warm trainer.
+
+    Takes the arguments of :func:`train` (see there). Raises ``DataError``,
+    ``ConfigError`` or ``ModelError`` before any training.
+
+    Examples
+    --------
+    >>> run = prepare_training([image], [labels], TrainingConfig(epochs=1))  # doctest: +SKIP
+    >>> events = list(run_epochs(run)); finished = finish_training(run)  # doctest: +SKIP
+    """
+    import keras
+
+    from .model import build_unet
+    from .precision import resolve_precision
+
+    config = replace(config) if config is not None else TrainingConfig()
+    config.validate()
+    if initial is not None:
+        _check_initial(initial)
+        unet = initial.unet
+        config.normalization = initial.normalization
+    examples, val_examples, unet = _prepare_data(
+        images, labels, config, unet, initial, names, validation, validation_names
+    )
+    config.patch_size = _round_up(config.patch_size, unet.divisor)
+    seed = int(config.seed)
+    keras.utils.set_random_seed(seed)
+    precision = resolve_precision(config.precision)
+    use_jit = _use_jit(jit)
+    model = build_unet(unet, dtype_policy=precision)
+    if initial is not None:
+        try:
+            model.set_weights(initial.model.get_weights())
+        except ValueError as exc:
+            raise ModelError(
+                f"Cannot continue from {initial.name}: its weights do not fit its recorded "
+                f"architecture ({exc}). Start a new model."
+            ) from exc
+    sampler = PatchSampler(
+        examples, config.patch_size, foreground_bias=config.foreground_bias, seed=seed
+    )
+    dataset = make_dataset(sampler, config.batch_size, augment_data=config.augment, seed=seed)
+    val_x = val_y = None
+    if val_examples and config.validation_patches > 0:
+        val_x, val_y = fixed_patches(
+            val_examples, config.patch_size, config.validation_patches, seed=seed + 7,
+            foreground_bias=config.foreground_bias,
+        )  # fmt: skip
+    trainer = Trainer(model, unet.classes, config.loss, config.learning_rate, use_jit)
+    started = TrainingStarted(
+        epochs=config.epochs, max_time=config.max_time, batches=config.steps_per_epoch,
+        patch_size=config.patch_size, batch_size=config.batch_size, precision=precision,
+        n_images=len(examples), n_validation=len(val_examples),
+        parameters=int(model.count_params()),
+    )  # fmt: skip
+    history_keys = ("loss", "dice", "val_loss", "val_dice", "elapsed", "patches", "learning_rate")
+    return TrainingRun(
+        config=config, unet=unet, trainer=trainer, batches=iter(dataset), precision=precision,
+        use_jit=use_jit, started=started, images=images, labels=labels, names=names,
+        validation=validation, validation_names=validation_names, initial=initial,
+        val_x=val_x, val_y=val_y, history={k: [] for k in history_keys},
+    )  # fmt: skip
+
+
+def _end_epoch(run: TrainingRun, losses: list[float], dices: list[float], t0: float) -> EpochEnd:
+    """Score the epoch, remember the best weights and extend the history."""
+    cfg, trainer = run.config, run.trainer
+    val_loss, val_dice = trainer.evaluate(run.val_x, run.val_y, cfg.batch_size)
+    elapsed = time.perf_counter() - t0
+    train_loss = float(np.mean(losses))
+    score = val_loss if val_loss is not None else train_loss
+    is_best = score < run.best_score
+    if is_best:
+        run.best_score, run.best_epoch = score, run.epoch
+        run.best_weights = [w.copy() for w in trainer.model.get_weights()]
+    values = {
+        "loss": train_loss, "dice": float(np.mean(dices)), "val_loss": val_loss,
+        "val_dice": val_dice, "elapsed": elapsed, "patches": run.patches,
+        "learning_rate": float(trainer.optimizer.learning_rate.numpy()),
+    }  # fmt: skip
+    for key, value in values.items():
+        run.history[key].append(value)
+    return EpochEnd(
+        epoch=run.epoch, epochs=cfg.epochs, loss=train_loss, dice=values["dice"],
+        val_loss=val_loss, val_dice=val_dice, elapsed=elapsed, remaining=None,
+        is_best=is_best, patches=run.patches,
+    )  # fmt: skip
+
+
+def run_epochs(
+    run: TrainingRun, stop: threading.Event | None = None
+) -> Iterator[TrainingStarted | BatchEnd | EpochEnd]:
+    """Second part of :func:`train`: the epochs, as a generator of progress events.
+
+    Yields :class:`TrainingStarted`, then :class:`BatchEnd` after every batch and
+    :class:`EpochEnd` after every epoch, each carrying ``fraction`` (progress in
+    [0, 1], computed here once for every front end). Stops after the epochs,
+    after ``config.max_time`` seconds or within one batch of ``stop.set()``;
+    ``run.reason`` says which.
+    """
+    cfg = run.config
+    stop = stop or threading.Event()
+    steps = cfg.steps_per_epoch
+    yield run.started
+    t0 = time.perf_counter()
+    max_epochs = cfg.epochs if cfg.epochs is not None else 10**9
+    per_batch = None  # seconds per batch, for time estimates
+    done = 0
+    while run.epoch < max_epochs:
+        run.epoch += 1
+        losses: list[float] = []
+        dices: list[float] = []
+        for batch in range(1, steps + 1):
+            lr = float(cfg.learning_rate) * _lr_factor(run.fraction(done, time.perf_counter() - t0))
+            x, y = next(run.batches)
+            loss, dice = run.trainer.step(x, y, lr)
+            losses.append(loss)
+            dices.append(dice)
+            done += 1
+            run.patches += cfg.batch_size
+            elapsed = time.perf_counter() - t0
+            if done >= 3:  # skip compilation when timing batches
+                recent = elapsed / done
+                per_batch = recent if per_batch is None else 0.8 * per_batch + 0.2 * recent
+            yield BatchEnd(
+                epoch=run.epoch, epochs=cfg.epochs, batch=batch, batches=steps,
+                loss=float(np.mean(losses)), dice=float(np.mean(dices)), elapsed=elapsed,
+                remaining=run.remaining(done, elapsed, per_batch),
+                fraction=run.fraction(done, elapsed),
+            )  # fmt: skip
+            if stop.is_set():
+                run.reason = "stopped"
+                break
+            if cfg.max_time is not None and elapsed >= float(cfg.max_time):
+                run.reason = "time"
+                break
+        ended = _end_epoch(run, losses, dices, t0)
+        yield replace(
+            ended,
+            remaining=run.remaining(done, ended.elapsed, per_batch),
+            fraction=1.0 if run.reason != "epochs" else run.fraction(done, ended.elapsed),
+        )
+        if run.reason in ("stopped", "time"):
+            break
+    run.seconds = time.perf_counter() - t0
+
+
+def _recalibrate(run: TrainingRun) -> bool:
+    """Exact BatchNorm statistics for the final weights, kept unless validation gets worse."""
+    model, trainer, bs = run.trainer.model, run.trainer, run.config.batch_size
+    before = _bn_state(model)
+    score_before = trainer.evaluate(run.val_x, run.val_y, bs)[0]
+    recalibrate_batch_norm(model, [next(run.batches)[0] for _ in range(RECALIBRATION_BATCHES)])
+    score_after = trainer.evaluate(run.val_x, run.val_y, bs)[0]
+    # keep the exact statistics unless they are clearly worse on validation
+    # (a few fixed patches are a noisy judge; 5% tolerance)
+    if score_before is not None and score_after is not None and score_after > 1.05 * score_before:
+        _set_bn_state(model, before)  # the running statistics were better: keep them
+        return False
+    return True
+
+
+def finish_training(run: TrainingRun) -> TrainingFinished:
+    """Third part of :func:`train`: best weights, BatchNorm recalibration and the bundle."""
+    from .precision import device_description
+
+    cfg, unet, model = run.config, run.unet, run.trainer.model
+    if run.best_weights is not None:
+        model.set_weights(run.best_weights)
+    recalibrated = False
+    if unet.batch_norm and run.patches > 0:
+        recalibrated = _recalibrate(run)
+    final_val_loss, final_val_dice = run.trainer.evaluate(run.val_x, run.val_y, cfg.batch_size)
+    seconds = run.seconds
+    pps = run.patches / seconds if seconds > 0 else 0.0
+    p = cfg.patch_size
+    summary = (
+        f"Trained {run.patches:,} patches of {p}x{p} in {seconds:.1f} s ({pps:.2f} patches/s) "
+        f"on {device_description()} with {run.precision}; {run.epoch} epoch(s), "
+        f"best epoch {run.best_epoch}"
+    )
+    if final_val_dice is not None:
+        summary += f", validation Dice {final_val_dice:.3f}"
+    summary += f" (stopped: {run.reason})."
+    data_summary = {"train": summarize_data(run.images, run.labels, run.names)}
+    if run.validation is not None and len(run.validation[0]):
+        data_summary["validation"] = summarize_data(*run.validation, run.validation_names)
+    data_summary["count"] = data_summary["train"]["count"]
+    initial = run.initial
+    bundle = ModelBundle(
+        model=model, unet=unet, normalization=cfg.normalization, label_mode=cfg.labels,
+        training=cfg, history=run.history, data_summary=data_summary,
+        versions=library_versions(), name=initial.name if initial is not None else "cytounet",
+        extra={
+            "precision": run.precision, "device": device_description(), "xla": run.use_jit,
+            "seconds": round(seconds, 2), "patches": run.patches,
+            "patches_per_second": round(pps, 3), "best_epoch": run.best_epoch,
+            "stop_reason": run.reason, "batch_norm_recalibrated": recalibrated,
+            "final_val_loss": final_val_loss, "final_val_dice": final_val_dice,
+            "fine_tuned_from": str(initial.path) if initial is not None and initial.path else None,
+        },
+    )  # fmt: skip
+    bundle.created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    return TrainingFinished(
+        bundle=bundle, reason=run.reason, epochs_run=run.epoch, patches=run.patches,
+        patch_size=p, seconds=seconds, best_epoch=run.best_epoch, summary=summary,
+        history=run.history,
+    )  # fmt: skip
+
+
 def train(
     images: Sequence[np.ndarray],
     labels: Sequence[np.ndarray],
@@ -166,6 +476,8 @@ def train(
     checkpoints: bool = False,
 ) -> Iterator[TrainingStarted | BatchEnd | EpochEnd | TrainingCheckpoint | TrainingFinished]:
     """Train a UNet and yield progress events; the last event carries the model.
+
+    Runs :func:`prepare_training`, :func:`run_epochs` and :func:`finish_training`.
 
     Parameters
     ----------
@@ -206,333 +518,33 @@ def train(
     DataError, ConfigError, ModelError
         Before training starts, for unusable data or settings.
     """
-    import keras
-    import tensorflow as tf
-
-    from .losses import get_loss, hard_dice
-    from .model import build_unet
-    from .precision import device_description, resolve_precision
-
     _check_arguments(config, unet, validation, initial, stop)
-    config = replace(config) if config is not None else TrainingConfig()
-    config.validate()
-    stop = stop or threading.Event()
+    run = prepare_training(
+        images, labels, config, unet, validation=validation, initial=initial, names=names,
+        validation_names=validation_names, jit=jit,
+    )  # fmt: skip
+    for event in run_epochs(run, stop):
+        yield event
+        if checkpoints and isinstance(event, EpochEnd) and event.is_best:
+            yield _checkpoint(run)
+    yield finish_training(run)
 
-    if initial is not None:
-        if initial.legacy:
-            raise ModelError(
-                f"{initial.name} is a legacy/foreign model (prediction only); "
-                "start a new model instead of continuing from it."
-            )
-        unet = initial.unet
-        norm = initial.normalization
-        config.normalization = norm
-        if config.labels != initial.label_mode and initial.label_mode:
-            pass  # continuing with another label mode is fine: targets mean the same classes
-    else:
-        norm = config.normalization
-    classes = unet.classes if unet is not None else 1
-    in_channels = unet.in_channels if initial is not None else None
-    examples = prepare_examples(
-        images,
-        labels,
-        mode=config.labels,
-        classes=classes,
-        norm=norm,
-        in_channels=in_channels,
-        names=names,
-    )
-    channels = examples[0].image.shape[-1]
-    if unet is None:
-        unet = UNetConfig(in_channels=channels)
-    elif unet.in_channels != channels:
-        unet = replace(unet, in_channels=channels)
-    val_examples = []
-    if validation is not None:
-        val_images, val_labels = validation
-        if len(val_images):
-            val_examples = prepare_examples(
-                val_images,
-                val_labels,
-                mode=config.labels,
-                classes=classes,
-                norm=norm,
-                in_channels=channels,
-                names=validation_names,
-            )
 
-    config.patch_size = _round_up(config.patch_size, unet.divisor)
-    seed = int(config.seed)
-    keras.utils.set_random_seed(seed)
-    precision = resolve_precision(config.precision)
-    use_jit = _use_jit(jit)
-
-    model = build_unet(unet, dtype_policy=precision)
-    if initial is not None:
-        try:
-            model.set_weights(initial.model.get_weights())
-        except ValueError as exc:
-            raise ModelError(
-                f"Cannot continue from {initial.name}: its weights do not fit its recorded "
-                f"architecture ({exc}). Start a new model."
-            ) from exc
-
-    sampler = PatchSampler(
-        examples, config.patch_size, foreground_bias=config.foreground_bias, seed=seed
-    )
-    dataset = make_dataset(sampler, config.batch_size, augment_data=config.augment, seed=seed)
-    batches = iter(dataset)
-    val_x = val_y = None
-    if val_examples and config.validation_patches > 0:
-        val_x, val_y = fixed_patches(
-            val_examples,
-            config.patch_size,
-            config.validation_patches,
-            seed=seed + 7,
-            foreground_bias=config.foreground_bias,
-        )
-
-    loss_fn = get_loss(config.loss, unet.classes)
-    optimizer = keras.optimizers.Adam(learning_rate=float(config.learning_rate))
-    optimizer.build(model.trainable_variables)
-    n_classes = unet.classes
-
-    @tf.function(jit_compile=use_jit, reduce_retracing=True)
-    def train_step(x: Any, y: Any) -> tuple[Any, Any]:
-        with tf.GradientTape() as tape:
-            pred = model(x, training=True)
-            loss = loss_fn(y, pred)
-            total = loss + tf.add_n(model.losses) if model.losses else loss
-        grads = tape.gradient(total, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss, hard_dice(y, pred, n_classes)
-
-    @tf.function(jit_compile=use_jit, reduce_retracing=True)
-    def eval_step(x: Any, y: Any) -> tuple[Any, Any]:
-        pred = model(x, training=False)
-        return loss_fn(y, pred), hard_dice(y, pred, n_classes)
-
-    def evaluate() -> tuple[float | None, float | None]:
-        if val_x is None:
-            return None, None
-        bs = config.batch_size
-        n_full = len(val_x) // bs * bs
-        if n_full == 0:  # fewer patches than a batch: one call
-            loss, dice = eval_step(val_x, val_y)
-            return float(loss), float(dice)
-        losses, dices = [], []
-        for start in range(0, n_full, bs):  # full batches only: one compiled shape
-            loss, dice = eval_step(val_x[start : start + bs], val_y[start : start + bs])
-            losses.append(float(loss))
-            dices.append(float(dice))
-        return float(np.mean(losses)), float(np.mean(dices))
-
-    steps = config.steps_per_epoch
-    yield TrainingStarted(
-        epochs=config.epochs,
-        max_time=config.max_time,
-        batches=steps,
-        patch_size=config.patch_size,
-        batch_size=config.batch_size,
-        precision=precision,
-        n_images=len(examples),
-        n_validation=len(val_examples),
-        parameters=int(model.count_params()),
-    )
-
-    history: dict[str, list[Any]] = {
-        "loss": [],
-        "dice": [],
-        "val_loss": [],
-        "val_dice": [],
-        "elapsed": [],
-        "patches": [],
-        "learning_rate": [],
-    }
-    best_score = math.inf
-    best_weights: list[np.ndarray] | None = None
-    best_epoch = 0
-    patches = 0
-    reason = "epochs"
-    t0 = time.perf_counter()
-    epoch = 0
-    max_epochs = config.epochs if config.epochs is not None else 10**9
-    per_batch = None  # seconds per batch, for time estimates
-
-    def progress(step_in_run: int, elapsed: float) -> float:
-        fractions = []
-        if config.epochs is not None:
-            fractions.append(step_in_run / (config.epochs * steps))
-        if config.max_time is not None:
-            fractions.append(elapsed / float(config.max_time))
-        return max(fractions)
-
-    def remaining(step_in_run: int, elapsed: float) -> float | None:
-        options = []
-        if config.max_time is not None:
-            options.append(max(0.0, float(config.max_time) - elapsed))
-        if config.epochs is not None and per_batch is not None:
-            options.append(max(0, config.epochs * steps - step_in_run) * per_batch)
-        return min(options) if options else None
-
-    global_step = 0
-    while epoch < max_epochs:
-        epoch += 1
-        losses, dices = [], []
-        batch = 0
-        for batch in range(1, steps + 1):
-            elapsed = time.perf_counter() - t0
-            optimizer.learning_rate.assign(
-                float(config.learning_rate) * _lr_factor(progress(global_step, elapsed))
-            )
-            x, y = next(batches)
-            loss, dice = train_step(x, y)
-            loss, dice = float(loss), float(dice)
-            if not math.isfinite(loss):
-                raise DataError(
-                    "Training diverged (the loss became NaN/inf); lower the learning rate "
-                    "or check the images for extreme values."
-                )
-            losses.append(loss)
-            dices.append(dice)
-            global_step += 1
-            patches += config.batch_size
-            elapsed = time.perf_counter() - t0
-            if global_step >= 3:  # skip compilation when timing batches
-                recent = elapsed / global_step
-                per_batch = recent if per_batch is None else 0.8 * per_batch + 0.2 * recent
-            yield BatchEnd(
-                epoch=epoch,
-                epochs=config.epochs,
-                batch=batch,
-                batches=steps,
-                loss=float(np.mean(losses)),
-                dice=float(np.mean(dices)),
-                elapsed=elapsed,
-                remaining=remaining(global_step, elapsed),
-            )
-            if stop.is_set():
-                reason = "stopped"
-                break
-            if config.max_time is not None and elapsed >= float(config.max_time):
-                reason = "time"
-                break
-        val_loss, val_dice = evaluate()
-        elapsed = time.perf_counter() - t0
-        train_loss = float(np.mean(losses))
-        score = val_loss if val_loss is not None else train_loss
-        is_best = score < best_score
-        if is_best:
-            best_score, best_epoch = score, epoch
-            best_weights = [w.copy() for w in model.get_weights()]
-        history["loss"].append(train_loss)
-        history["dice"].append(float(np.mean(dices)))
-        history["val_loss"].append(val_loss)
-        history["val_dice"].append(val_dice)
-        history["elapsed"].append(elapsed)
-        history["patches"].append(patches)
-        history["learning_rate"].append(float(optimizer.learning_rate.numpy()))
-        yield EpochEnd(
-            epoch=epoch,
-            epochs=config.epochs,
-            loss=train_loss,
-            dice=float(np.mean(dices)),
-            val_loss=val_loss,
-            val_dice=val_dice,
-            elapsed=elapsed,
-            remaining=remaining(global_step, elapsed),
-            is_best=is_best,
-            patches=patches,
-        )
-        if checkpoints and is_best and best_weights is not None:
-            yield TrainingCheckpoint(
-                epoch=epoch,
-                bundle=ModelBundle.from_weights(
-                    best_weights,
-                    unet,
-                    normalization=norm,
-                    label_mode=config.labels,
-                    training=config,
-                    history={k: list(v) for k, v in history.items()},
-                    name=initial.name if initial is not None else "cytounet",
-                    extra={"checkpoint_epoch": epoch, "stop_reason": "checkpoint"},
-                ),
-            )
-        if reason in ("stopped", "time"):
-            break
-    train_seconds = time.perf_counter() - t0
-
-    if best_weights is not None:
-        model.set_weights(best_weights)
-    recalibrated = False
-    if unet.batch_norm and not (reason == "stopped" and stop.is_set() and patches == 0):
-        before = _bn_state(model)
-        score_before = evaluate()[0]
-        recal = [next(batches)[0] for _ in range(RECALIBRATION_BATCHES)]
-        recalibrate_batch_norm(model, recal)
-        score_after = evaluate()[0]
-        recalibrated = True
-        # keep the exact statistics unless they are clearly worse on validation
-        # (a few fixed patches are a noisy judge; 5% tolerance)
-        if (
-            score_before is not None
-            and score_after is not None
-            and score_after > 1.05 * score_before
-        ):
-            _set_bn_state(model, before)  # the running statistics were better: keep them
-            recalibrated = False
-    final_val_loss, final_val_dice = evaluate()
-
-    pps = patches / train_seconds if train_seconds > 0 else 0.0
-    p = config.patch_size
-    summary = (
-        f"Trained {patches:,} patches of {p}x{p} in {train_seconds:.1f} s ({pps:.2f} patches/s) "
-        f"on {device_description()} with {precision}; {epoch} epoch(s), best epoch {best_epoch}"
-    )
-    if final_val_dice is not None:
-        summary += f", validation Dice {final_val_dice:.3f}"
-    summary += f" (stopped: {reason})."
-
-    data_summary = {"train": summarize_data(images, labels, names)}
-    if validation is not None and len(validation[0]):
-        data_summary["validation"] = summarize_data(validation[0], validation[1], validation_names)
-    data_summary["count"] = data_summary["train"]["count"]
-    bundle = ModelBundle(
-        model=model,
-        unet=unet,
-        normalization=norm,
-        label_mode=config.labels,
-        training=config,
-        history=history,
-        data_summary=data_summary,
-        versions=library_versions(),
-        name=initial.name if initial is not None else "cytounet",
-        extra={
-            "precision": precision,
-            "device": device_description(),
-            "xla": use_jit,
-            "seconds": round(train_seconds, 2),
-            "patches": patches,
-            "patches_per_second": round(pps, 3),
-            "best_epoch": best_epoch,
-            "stop_reason": reason,
-            "batch_norm_recalibrated": recalibrated,
-            "final_val_loss": final_val_loss,
-            "final_val_dice": final_val_dice,
-            "fine_tuned_from": str(initial.path) if initial is not None and initial.path else None,
-        },
-    )
-    bundle.created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    yield TrainingFinished(
-        bundle=bundle,
-        reason=reason,
-        epochs_run=epoch,
-        patches=patches,
-        patch_size=p,
-        seconds=train_seconds,
-        best_epoch=best_epoch,
-        summary=summary,
-        history=history,
+def _checkpoint(run: TrainingRun) -> TrainingCheckpoint:
+    """The best weights so far as a bundle value (for callers that may lose the run)."""
+    initial = run.initial
+    return TrainingCheckpoint(
+        epoch=run.best_epoch,
+        bundle=ModelBundle.from_weights(
+            [w.copy() for w in run.best_weights],
+            run.unet,
+            normalization=run.config.normalization,
+            label_mode=run.config.labels,
+            training=run.config,
+            history={k: list(v) for k, v in run.history.items()},
+            name=initial.name if initial is not None else "cytounet",
+            extra={"checkpoint_epoch": run.best_epoch, "stop_reason": "checkpoint"},
+        ),
     )
 
 

@@ -1,0 +1,593 @@
+"""The warm session of the human-in-the-loop: paint, look, correct, in seconds.
+
+:class:`InteractiveSession` keeps one model built, its training step and its
+prediction compiled, between rounds. Each :meth:`~InteractiveSession.update`
+(or its generator form :meth:`~InteractiveSession.iter_update`) takes the
+current labels of an image and, within ``seconds`` of wall time for the whole
+call:
+
+1. shows a fast answer: the current UNet's prediction of the image (the
+   starter model's on the first round), and a random forest fitted on the strokes
+   (:mod:`.pixel_classifier`, features of the normalised image);
+2. fine-tunes the UNet on the strokes of every image annotated so far (earlier
+   annotations are replayed), plus the forest's confident pixels as weak
+   pseudo-labels, at a low learning rate, with BatchNorm statistics frozen;
+3. predicts the image and keeps the new weights only if they score at least as
+   well on the annotated pixels as the previous ones (``adopted`` on the last
+   event says which; a round that is not adopted changes nothing).
+
+A new session starts from the starter model shipped in the package (a small UNet
+pretrained on the BBBC030 training images and synthetic cells of several looks;
+see ``scripts/train_starter_model.py``), so the first answer is a UNet's.
+
+Labels: ``label_mode="scribbles"`` reads 0 = not annotated, 1 = background,
+2 = foreground; ``"dense"`` reads a full mask (0 = background, anything else =
+foreground). ``"auto"`` (default) reads scribbles when the values are within
+{0, 1, 2} and 2 occurs, and a dense mask otherwise (values above 2, or only 0
+and 1); a dense mask with exactly two objects numbered 1 and 2 would be read as
+scribbles, so pass ``label_mode="dense"`` for such masks.
+
+Examples
+--------
+>>> from napari_cytounet.core.synthetic import synthetic_cells, scribbles_from_labels
+>>> image, labels = synthetic_cells((128, 128), seed=0)  # doctest: +SKIP
+>>> session = InteractiveSession()  # doctest: +SKIP
+>>> scribbles = scribbles_from_labels(labels, fraction=0.01)  # doctest: +SKIP
+>>> mask = session.update(image, scribbles, seconds=5)  # doctest: +SKIP
+>>> mask.shape  # doctest: +SKIP
+(128, 128)
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .annotations import (
+    Annotation,
+    balanced_accuracy,
+    forest_step,
+    resolve_label_mode,
+    set_anchors,
+    stroke_sampler,
+)
+from .config import NormalizationConfig, UNetConfig
+from .data import content_hash, labels_to_targets, normalize_image
+from .errors import ConfigError, DataError
+from .events import PreviewReady, RoundFinished, RoundProgress
+
+#: Architecture of the starter model (and of new models when it is missing).
+STARTER_UNET = UNetConfig(depth=3, base_filters=12, in_channels=1, classes=1, batch_norm=False)
+#: The starter model file shipped in the package.
+STARTER_PATH = Path(__file__).resolve().parents[1] / "models" / "starter.keras"
+#: Seconds the first training step is expected to take (it traces the step).
+TRACE_SECONDS = 2.0
+#: First guess of the prediction time (seconds per pixel) before it is measured.
+PREDICT_SECONDS_PER_PIXEL = 0.5e-6
+#: Guesses of the forest's cost (features once per image; fitting and predicting each round).
+FEATURE_SECONDS_PER_PIXEL = 1.0e-6
+FOREST_SECONDS_PER_PIXEL = 1.0e-6
+#: Seconds between two :class:`RoundProgress` events.
+PROGRESS_SECONDS = 0.25
+#: Images up to this many pixels are predicted in one compiled call (larger: tiled).
+WHOLE_IMAGE_PIXELS = 4_000_000
+
+
+@dataclass
+class SessionSettings:
+    """How an :class:`InteractiveSession` fine-tunes (the defaults were measured).
+
+    Attributes
+    ----------
+    patch_size, batch_size
+        Training patches (fixed shape: the step is traced once).
+    learning_rate
+        Adam learning rate for fine-tuning (lower than for training anew).
+    pseudo_weight
+        Loss weight of the forest's confident pixels (0 disables pseudo-labels).
+    pseudo_confidence
+        A pixel is a pseudo-label where the forest's probability is beyond this
+        (or below 1 minus this).
+    tolerance
+        A round is adopted unless its score on the annotated pixels drops by more.
+    anchor_agreement
+        ... and unless its balanced accuracy on the pseudo-labels (pixels the
+        forest and the previous UNet agreed on) falls below this: a round that
+        fixes the strokes by breaking what was right elsewhere is not adopted.
+    seed
+        Seed of the patch sampling and of the forest.
+    """
+
+    patch_size: int = 128
+    batch_size: int = 8
+    learning_rate: float = 3e-4
+    pseudo_weight: float = 1.0
+    pseudo_confidence: float = 0.9
+    tolerance: float = 0.002
+    anchor_agreement: float = 0.98
+    seed: int = 0
+
+
+@dataclass
+class _Round:
+    steps: int = 0
+    loss: float = float("nan")
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _load_model(model: Any) -> Any:
+    """A ModelBundle from ``None`` (starter), a bundle, or a path."""
+    from .bundle import ModelBundle, load_bundle
+
+    if model is None:
+        if STARTER_PATH.is_file():
+            return load_bundle(STARTER_PATH)
+        return None
+    if isinstance(model, ModelBundle):
+        return model
+    if isinstance(model, (str, os.PathLike)):
+        return load_bundle(model)
+    raise ConfigError(
+        "model must be None, a ModelBundle or the path of a .keras file; "
+        f"got {type(model).__name__}."
+    )
+
+
+class InteractiveSession:
+    """A warm UNet for the interactive loop: ``update(image, labels, seconds) -> mask``.
+
+    Parameters
+    ----------
+    model
+        ``None`` (the shipped starter model, or a new small UNet if it is
+        missing), a :class:`~.bundle.ModelBundle` (its weights are copied; the
+        bundle is not modified) or the path of a saved ``.keras`` bundle.
+    settings
+        Fine-tuning settings (:class:`SessionSettings`).
+    label_mode
+        ``"auto"``, ``"scribbles"`` or ``"dense"`` (see the module docstring).
+
+    Examples
+    --------
+    >>> session = InteractiveSession()  # doctest: +SKIP
+    >>> mask = session.update(image, scribbles, seconds=5)  # doctest: +SKIP
+    >>> other = session.segment(another_image)  # doctest: +SKIP
+    >>> save_bundle(session.bundle, "cells.keras")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: Any = None,
+        *,
+        settings: SessionSettings | None = None,
+        label_mode: str = "auto",
+    ) -> None:
+        resolve_label_mode(np.zeros(1, np.uint8), label_mode)  # validate early
+        self.settings = settings or SessionSettings()
+        self.label_mode = label_mode
+        self._source = _load_model(model)
+        if self._source is not None and self._source.legacy:
+            raise ConfigError(
+                f"{self._source.name} is a legacy model (prediction only); start a new session "
+                "from the starter model or a model trained with napari-cytounet."
+            )
+        self.unet = self._source.unet if self._source is not None else STARTER_UNET
+        self.normalization = (
+            self._source.normalization if self._source is not None else NormalizationConfig()
+        )
+        self._model = None
+        self._trainer = None
+        self._predict_fn = None
+        self._annotated: dict[str, Annotation] = {}
+        self._forest = None
+        self._rounds: list[dict[str, Any]] = []
+        self._predict_seconds: dict[tuple[int, int], float] = {}
+        self._step_seconds = 0.1
+        self._trace_seconds = TRACE_SECONDS
+        self._tracer: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ warm state
+
+    def _warm(self) -> None:
+        """Build the model, the trainer and the prediction function once."""
+        if self._model is not None:
+            return
+        import keras
+        import tensorflow as tf
+
+        from .model import build_unet
+        from .trainer import Trainer
+
+        keras.utils.set_random_seed(self.settings.seed)
+        model = build_unet(self.unet, dtype_policy="float32")
+        if self._source is not None:
+            model.set_weights(self._source.model.get_weights())
+        for layer in model.layers:  # short rounds: keep BatchNorm statistics fixed
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False
+        self._model = model
+        self._trainer = Trainer(model, self.unet.classes, "bce_dice", self.settings.learning_rate)
+
+        @tf.function(reduce_retracing=True)
+        def run(x: Any) -> Any:
+            return model(x, training=False)
+
+        self._predict_fn = run
+
+    def _probabilities(self, x: np.ndarray) -> np.ndarray:
+        """Foreground probability of a normalised image ``(H, W, C)`` with the current weights."""
+        h, w = x.shape[:2]
+        if h * w > WHOLE_IMAGE_PIXELS:
+            from .predict import predict_probabilities
+
+            prob = predict_probabilities(self._bundle_view(), x, precision="float32")
+            return self._foreground(prob)
+        d = self.unet.divisor
+        ph, pw = -h % d, -w % d
+        padded = np.pad(x, ((0, ph), (0, pw), (0, 0)), mode="reflect") if ph or pw else x
+        t0 = time.perf_counter()
+        out = np.asarray(self._predict_fn(padded[None]), dtype=np.float32)[0, :h, :w]
+        if (h, w) in self._predict_seconds:  # the first call traced: time the next ones
+            self._predict_seconds[(h, w)] = time.perf_counter() - t0
+        else:
+            self._predict_seconds[(h, w)] = PREDICT_SECONDS_PER_PIXEL * h * w
+            # tracing the training step costs a few times tracing the prediction
+            self._trace_seconds = max(TRACE_SECONDS, 2.0 * (time.perf_counter() - t0))
+        return self._foreground(out)
+
+    def _foreground(self, prob: np.ndarray) -> np.ndarray:
+        prob = np.asarray(prob, np.float32)
+        if prob.ndim == 3:
+            prob = prob[..., 0] if prob.shape[-1] == 1 else 1.0 - prob[..., 0]
+        return prob
+
+    def _bundle_view(self) -> Any:
+        from .bundle import ModelBundle
+
+        return ModelBundle(model=self._model, unet=self.unet, normalization=NormalizationConfig(
+            method="scale", scale=1.0))  # fmt: skip
+
+    # ------------------------------------------------------------------ inputs
+
+    def _normalise(self, image: np.ndarray) -> np.ndarray:
+        return normalize_image(image, self.normalization, self.unet.in_channels)
+
+    def _remember(self, image: np.ndarray, labels: np.ndarray) -> Annotation:
+        """Store (or replace) the annotations of ``image``; return its entry."""
+        image = np.asarray(image)
+        labels = np.asarray(labels)
+        if labels.shape != image.shape[:2]:
+            raise DataError(
+                f"labels of shape {labels.shape} do not match the image's {image.shape[:2]}; "
+                "labels must cover the image pixel for pixel."
+            )
+        mode = resolve_label_mode(labels, self.label_mode)
+        target, weight = labels_to_targets(labels, mode, self.unet.classes)
+        if not weight.any() or not (target[weight > 0] > 0).any() or (target[weight > 0] > 0).all():
+            raise DataError(
+                "Paint both background (1) and foreground (2) before segmenting "
+                "(or give a mask with both background and objects)."
+            )
+        key = content_hash(image)
+        entry = self._annotated.get(key)
+        if entry is None:
+            entry = Annotation(key, self._normalise(image), target, weight, image)
+            self._annotated[key] = entry
+        entry.target, entry.weight = target, weight
+        entry.scribbles = np.where(weight > 0, target.astype(np.uint8) + 1, 0).astype(np.uint8)
+        return entry
+
+    # ------------------------------------------------------------------ the round
+
+    def _forest_preview(self, entry: Annotation) -> np.ndarray:
+        """Fit the forest on every annotated image; return the probability of ``entry``.
+
+        Large images are classified at half resolution (features cost 4x less;
+        the probability is upsampled), which is plenty for a preview and for
+        pseudo-labels away from object borders.
+        """
+        from .pixel_classifier import PixelClassifier, pixel_features
+
+        entries = list(self._annotated.values())
+        step = {e.key: forest_step(e.image) for e in entries}
+        for e in entries:
+            if e.features is None:
+                e.features = pixel_features(e.image[:: step[e.key], :: step[e.key]])
+        forest = PixelClassifier(seed=self.settings.seed)
+        forest.fit([e.image for e in entries],
+                   [e.scribbles[:: step[e.key], :: step[e.key]] for e in entries],
+                   features=[e.features for e in entries])  # fmt: skip
+        self._forest = forest
+        f = step[entry.key]
+        prob = forest.predict_proba(entry.image, entry.features)
+        if f > 1:
+            h, w = entry.x.shape[:2]
+            prob = np.repeat(np.repeat(prob, f, axis=0), f, axis=1)[:h, :w]
+        s = self.settings
+        set_anchors(entry, prob, s.pseudo_weight, s.pseudo_confidence)
+        return prob
+
+    def _time_to_train(self, entry: Annotation, t0: float, seconds: float) -> bool:
+        """Whether the budget leaves time for the forest, a few training steps and the answer."""
+        h, w = entry.x.shape[:2]
+        pixels = h * w / forest_step(entry.image) ** 2
+        forest = 0.0 if entry.features is not None else FEATURE_SECONDS_PER_PIXEL * pixels
+        forest += FOREST_SECONDS_PER_PIXEL * pixels
+        tracing = self._tracer is not None and self._tracer.is_alive()
+        steps = 5 * self._step_seconds + (self._trace_seconds if tracing else 0.0)
+        answer = self._predict_seconds.get((h, w), PREDICT_SECONDS_PER_PIXEL * h * w)
+        return time.perf_counter() - t0 + forest + steps + answer < seconds
+
+    def _train(
+        self, entry: Annotation, t0: float, seconds: float, stop: threading.Event, state: _Round
+    ) -> Iterator[RoundProgress]:
+        """Fine-tune until the budget, less the final prediction, is spent."""
+        from .data import make_batches
+
+        s = self.settings
+        deadline = t0 + seconds
+        h, w = entry.x.shape[:2]
+        finish_cost = 1.3 * self._predict_seconds.get((h, w), PREDICT_SECONDS_PER_PIXEL * h * w)
+        finish_cost += 0.05
+        sampler = stroke_sampler(
+            list(self._annotated.values()), self._patch_size(), s.seed + len(self._rounds)
+        )
+        batches = make_batches(sampler, s.batch_size, seed=s.seed + len(self._rounds))
+        self.warm_up(wait=True)  # traced in the background since the first call
+        state.record["backup"] = [v.copy() for v in self._model.get_weights()]
+        last_event = time.perf_counter()
+        while not stop.is_set():
+            expected = self._step_seconds
+            if time.perf_counter() + expected + finish_cost > deadline:
+                break
+            x, y = next(batches)
+            started = time.perf_counter()
+            try:
+                state.loss, _ = self._trainer.step(x, y, s.learning_rate)
+            except DataError:  # the loss became NaN: this round is not adopted
+                state.record["diverged"] = True
+                state.steps += 1
+                break
+            took = time.perf_counter() - started
+            state.steps += 1
+            self._step_seconds = 0.7 * self._step_seconds + 0.3 * took
+            if time.perf_counter() - last_event > PROGRESS_SECONDS:
+                last_event = time.perf_counter()
+                elapsed = last_event - t0
+                yield RoundProgress(state.steps, state.loss, elapsed, seconds,
+                                    min(1.0, elapsed / seconds))  # fmt: skip
+
+    def _finish(
+        self, entry: Annotation, before: float | None, state: _Round, t0: float
+    ) -> RoundFinished:
+        """Predict, apply the never-worse rule, record the round."""
+        s = self.settings
+        after = None
+        adopted = False
+        if state.steps:
+            prob = self._probabilities(entry.x)
+            after = balanced_accuracy(prob, entry.target, entry.weight)
+            adopted = before is None or after is None or after >= before - s.tolerance
+            anchor = None
+            if entry.pseudo is not None and entry.pseudo.any():
+                anchor = balanced_accuracy(prob, entry.pseudo_target, entry.pseudo)
+            state.record["anchor"] = anchor
+            adopted = adopted and (anchor is None or anchor >= s.anchor_agreement)
+            adopted = adopted and not state.record.get("diverged", False)
+            if adopted:
+                for other in self._annotated.values():
+                    other.probabilities = None  # the weights changed
+                entry.probabilities = prob
+            else:
+                self._model.set_weights(state.record["backup"])
+        prob = entry.probabilities
+        if not state.steps:
+            message = "No training in this round (no time left for it); the current model's answer."
+        elif adopted:
+            message = (
+                f"Trained {state.steps} batches; kept "
+                f"(annotated pixels: {_fmt(before)} -> {_fmt(after)})."
+            )
+        elif state.record.get("anchor") is not None and state.record["anchor"] < s.anchor_agreement:
+            message = (
+                f"Trained {state.steps} batches but they changed pixels that were right before "
+                f"(agreement {_fmt(state.record['anchor'])}); kept the previous model."
+            )
+        else:
+            message = (
+                f"Trained {state.steps} batches but the annotated pixels scored worse "
+                f"({_fmt(before)} -> {_fmt(after)}); kept the previous model."
+            )
+        seconds = time.perf_counter() - t0
+        self._rounds.append({
+            "round": len(self._rounds), "seconds": round(seconds, 3), "steps": state.steps,
+            "patches": state.steps * s.batch_size, "adopted": adopted, "score": after,
+            "previous_score": before, "annotated_pixels": int((entry.weight > 0).sum()),
+            "anchor_agreement": state.record.get("anchor"),
+        })  # fmt: skip
+        return RoundFinished(
+            mask=prob > 0.5, probabilities=prob, adopted=adopted,
+            score=after if adopted or after is None else before, previous_score=before,
+            steps=state.steps, seconds=seconds, round=len(self._rounds) - 1, message=message,
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ public
+
+    def warm_up(self, wait: bool = True) -> None:
+        """Build the model and trace the training step now, so that rounds need not.
+
+        The first :meth:`update` calls it with ``wait=False`` once its first
+        answer is out: the step is then traced in a background thread while the
+        user looks and paints, and training waits for it only if it is not done yet. The
+        weights do not change (steps with a learning rate of 0 and all pixel
+        weights 0).
+
+        Examples
+        --------
+        >>> session = InteractiveSession(); session.warm_up()  # doctest: +SKIP
+        """
+        self._warm()
+        if self._tracer is None:
+            self._tracer = threading.Thread(target=self._trace_step, daemon=True)
+            self._tracer.start()
+        if wait:
+            self._tracer.join()
+
+    def _trace_step(self) -> None:
+        s = self.settings
+        patch = self._patch_size()
+        x = np.zeros((s.batch_size, patch, patch, self.unet.in_channels), np.float32)
+        y = np.zeros((s.batch_size, patch, patch, 2), np.float32)
+        for k in range(3):
+            started = time.perf_counter()
+            self._trainer.step(x, y, 0.0)
+            if k:
+                self._step_seconds = time.perf_counter() - started
+
+    def _patch_size(self) -> int:
+        divisor = self.unet.divisor
+        return max(divisor, self.settings.patch_size // divisor * divisor)
+
+    def iter_update(
+        self,
+        image: np.ndarray,
+        labels: np.ndarray,
+        seconds: float = 5.0,
+        stop: threading.Event | None = None,
+    ) -> Iterator[PreviewReady | RoundProgress | RoundFinished]:
+        """Learn from ``labels`` for at most ``seconds``; yield events, ending with the mask.
+
+        Yields :class:`~.events.PreviewReady` (the current UNet's answer, then
+        the forest's), :class:`~.events.RoundProgress` every few batches and
+        finally :class:`~.events.RoundFinished` with the mask. ``seconds`` is the
+        wall time of the whole call (0: no training, the current model's
+        answer). ``stop.set()`` ends training early; the round still finishes.
+
+        Raises
+        ------
+        DataError, ConfigError
+            For unusable images or labels, before anything changes.
+
+        Examples
+        --------
+        >>> for event in session.iter_update(image, scribbles, 5.0):  # doctest: +SKIP
+        ...     print(type(event).__name__)
+        """
+        t0 = time.perf_counter()
+        seconds = float(seconds)
+        if not np.isfinite(seconds) or seconds < 0:
+            raise ConfigError(f"seconds must be a number >= 0, got {seconds!r}.")
+        stop = stop or threading.Event()
+        entry = self._remember(image, labels)
+        self._warm()
+        if entry.probabilities is None:  # the model's answer before this round
+            entry.probabilities = self._probabilities(entry.x)
+            mask = entry.probabilities > 0.5
+            yield PreviewReady(mask, entry.probabilities, "unet", time.perf_counter() - t0)
+        self.warm_up(wait=False)  # after the first answer, not competing with it
+        before = balanced_accuracy(entry.probabilities, entry.target, entry.weight)
+        state = _Round()
+        if self._time_to_train(entry, t0, seconds):
+            prob = self._forest_preview(entry)
+            yield PreviewReady(prob > 0.5, prob, "forest", time.perf_counter() - t0)
+            yield from self._train(entry, t0, seconds, stop, state)
+        yield self._finish(entry, before, state, t0)
+
+    def update(
+        self,
+        image: np.ndarray,
+        labels: np.ndarray,
+        seconds: float = 5.0,
+        stop: threading.Event | None = None,
+    ) -> np.ndarray:
+        """Learn from ``labels`` for at most ``seconds`` of wall time; return the mask.
+
+        Parameters
+        ----------
+        image
+            2D image ``(H, W)`` or ``(H, W, C)``.
+        labels
+            Scribbles (0 = not annotated, 1 = background, 2 = foreground) or a
+            dense mask, ``(H, W)``; see ``label_mode``.
+        seconds
+            Wall-time budget of the whole call, first call included (0: no
+            training, the current model's answer).
+        stop
+            Set it to end training early.
+
+        Returns
+        -------
+        numpy.ndarray
+            bool ``(H, W)``, True = foreground.
+
+        Examples
+        --------
+        >>> mask = InteractiveSession().update(image, scribbles, seconds=5)  # doctest: +SKIP
+        """
+        finished = None
+        for event in self.iter_update(image, labels, seconds, stop):
+            if isinstance(event, RoundFinished):
+                finished = event
+        return finished.mask  # type: ignore[union-attr]
+
+    def segment(self, image: np.ndarray) -> np.ndarray:
+        """The current model's segmentation of any image, bool ``(H, W)``.
+
+        Examples
+        --------
+        >>> mask = session.segment(other_image)  # doctest: +SKIP
+        """
+        self._warm()
+        return self.probabilities(image) > 0.5
+
+    def probabilities(self, image: np.ndarray) -> np.ndarray:
+        """The current model's foreground probability of ``image``, float32 ``(H, W)``."""
+        self._warm()
+        return self._probabilities(self._normalise(image))
+
+    @property
+    def rounds(self) -> list[dict[str, Any]]:
+        """The record of every round so far (seconds, steps, scores, adopted)."""
+        return [dict(r) for r in self._rounds]
+
+    @property
+    def bundle(self) -> Any:
+        """A :class:`~.bundle.ModelBundle` of the current weights (a copy), ready to save.
+
+        Its ``extra["interactive"]`` records the rounds; ``load_bundle`` and
+        ``predict`` use it like any other model.
+
+        Examples
+        --------
+        >>> save_bundle(session.bundle, "cells.keras")  # doctest: +SKIP
+        """
+        from .bundle import ModelBundle, library_versions
+        from .model import build_unet
+
+        self._warm()
+        model = build_unet(self.unet, dtype_policy="float32")
+        model.set_weights(self._model.get_weights())
+        source = self._source
+        return ModelBundle(
+            model=model, unet=self.unet, normalization=self.normalization,
+            label_mode="scribbles", training=None, versions=library_versions(),
+            name=source.name if source is not None else "cytounet",
+            created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            data_summary={"count": len(self._annotated),
+                          "annotated_pixels": [int((e.weight > 0).sum())
+                                               for e in self._annotated.values()]},
+            extra={"interactive": {
+                "started_from": str(source.path) if source is not None and source.path else None,
+                "settings": dict(vars(self.settings)), "rounds": self.rounds}},
+        )  # fmt: skip

@@ -1,0 +1,183 @@
+"""InteractiveSession: time budget, label conventions, continuing, never-worse rule."""
+
+from __future__ import annotations
+
+import pickle
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from napari_cytounet.core.errors import ConfigError, DataError
+from napari_cytounet.core.events import PreviewReady, RoundFinished
+from napari_cytounet.core.interactive import (
+    STARTER_PATH,
+    InteractiveSession,
+    SessionSettings,
+    resolve_label_mode,
+)
+from napari_cytounet.core.pixel_classifier import PixelClassifier
+from napari_cytounet.core.synthetic import scribbles_from_labels, synthetic_cells
+
+
+@pytest.fixture(scope="module")
+def data():
+    image, labels = synthetic_cells((96, 96), seed=3)
+    return image, labels, scribbles_from_labels(labels, fraction=0.03, seed=1)
+
+
+@pytest.fixture(scope="module")
+def tiny_bundle():
+    from napari_cytounet.core.bundle import ModelBundle
+    from napari_cytounet.core.config import UNetConfig
+    from napari_cytounet.core.model import build_unet
+
+    unet = UNetConfig(depth=2, base_filters=4, batch_norm=False)
+    return ModelBundle(model=build_unet(unet), unet=unet, name="tiny")
+
+
+def tiny_session(bundle, **settings) -> InteractiveSession:
+    defaults = {"patch_size": 32, "batch_size": 2, "learning_rate": 3e-3}
+    return InteractiveSession(bundle, settings=SessionSettings(**{**defaults, **settings}))
+
+
+def test_label_modes():
+    assert resolve_label_mode(np.array([[0, 1, 2]])) == "scribbles"
+    assert resolve_label_mode(np.array([[0, 1, 1]])) == "dense"  # a binary mask
+    assert resolve_label_mode(np.array([[0, 3, 7]])) == "dense"  # instance ids
+    assert resolve_label_mode(np.array([[0, 1, 2]]), "dense") == "dense"
+    with pytest.raises(ConfigError, match="label_mode"):
+        resolve_label_mode(np.zeros(2), "sparse")
+
+
+def test_update_time_budget_events_and_continuing(tiny_bundle, data):
+    image, _, scribbles = data
+    session = tiny_session(tiny_bundle)
+    before = [w.copy() for w in session.bundle.model.get_weights()]
+    session.warm_up()  # traced now, so the first round trains even on a busy machine
+    assert all(np.array_equal(a, b) for a, b in zip(session.bundle.model.get_weights(), before))
+    events = list(session.iter_update(image, scribbles, seconds=6.0))
+    sources = [e.source for e in events if isinstance(e, PreviewReady)]
+    assert sources == ["unet", "forest"]
+    finished = events[-1]
+    assert isinstance(finished, RoundFinished) and finished.steps > 0
+    assert finished.mask.shape == image.shape and finished.mask.dtype == bool
+    for event in events:  # the engine process sends them across: all picklable
+        assert type(pickle.loads(pickle.dumps(event))) is type(event)
+    # continuing: the trained weights are the next round's start; the tiny bundle is untouched
+    after = session.bundle.model.get_weights()
+    assert finished.adopted and any(not np.array_equal(a, b) for a, b in zip(after, before))
+    assert all(np.array_equal(a, b) for a, b in zip(tiny_bundle.model.get_weights(), before))
+    start = time.perf_counter()
+    session.update(image, scribbles, seconds=2.0)
+    assert time.perf_counter() - start < 2.0 + 0.5  # a warm round honours its budget
+    rounds = session.rounds
+    assert [r["round"] for r in rounds] == [0, 1] and rounds[1]["steps"] > rounds[0]["steps"] / 4
+    mask = session.segment(image)
+    assert mask.shape == image.shape
+    # it learned: the strokes score better than chance, and never worse than at the start
+    score = 0.5 * (mask[scribbles == 2].mean() + (~mask[scribbles == 1]).mean())
+    assert score > 0.6 and score >= rounds[0]["previous_score"] - 0.002
+
+
+def test_dense_mask_and_zero_seconds(tiny_bundle, data):
+    image, labels, _ = data
+    session = tiny_session(tiny_bundle)
+    finished = list(session.iter_update(image, labels, seconds=0))[-1]  # instance ids: dense
+    assert finished.steps == 0 and not finished.adopted and "No training" in finished.message
+    assert np.array_equal(finished.mask, session.segment(image))
+
+
+def test_bad_labels_are_refused(tiny_bundle, data):
+    image, _, scribbles = data
+    session = tiny_session(tiny_bundle)
+    with pytest.raises(DataError, match="both background"):
+        session.update(image, np.where(scribbles == 2, 2, 0), seconds=1)
+    with pytest.raises(DataError, match="do not match"):
+        session.update(image, scribbles[:50], seconds=1)
+    with pytest.raises(ConfigError, match="seconds"):
+        session.update(image, scribbles, seconds=-1)
+    with pytest.raises(ConfigError, match="model must be"):
+        InteractiveSession(model=42)
+
+
+def test_never_worse_rule(tiny_bundle, data):
+    image, _, scribbles = data
+    session = tiny_session(tiny_bundle)
+    session.warm_up()
+    session.update(image, scribbles, seconds=6.0)
+    good = session.segment(image)
+    kept = [w.copy() for w in session.bundle.model.get_weights()]
+    session.settings.learning_rate = 0.9  # a wrecking round
+    session._trainer.optimizer.learning_rate.assign(0.9)
+    finished = list(session.iter_update(image, scribbles, seconds=3.0))[-1]
+    assert finished.steps > 0 and not finished.adopted
+    assert "kept the previous model" in finished.message
+    assert np.array_equal(finished.mask, good)
+    now = session.bundle.model.get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(now, kept))
+    assert session.rounds[-1]["adopted"] is False
+
+
+def test_stop_and_bundle_round_trip(tiny_bundle, data, tmp_path):
+    from napari_cytounet.core.bundle import load_bundle, save_bundle
+    from napari_cytounet.core.predict import predict_probabilities
+
+    image, _, scribbles = data
+    session = tiny_session(tiny_bundle)
+    stop = threading.Event()
+    stop.set()
+    finished = list(session.iter_update(image, scribbles, seconds=5.0, stop=stop))[-1]
+    assert finished.steps == 0
+    session.warm_up()
+    session.update(image, scribbles, seconds=6.0)
+    path = save_bundle(session.bundle, tmp_path / "live.keras")
+    loaded = load_bundle(path)
+    assert loaded.extra["interactive"]["rounds"][-1]["steps"] > 0
+    prob = predict_probabilities(loaded, image, precision="float32", tile_size=None)
+    assert np.mean((prob > 0.5) == session.segment(image)) > 0.99
+    again = InteractiveSession(path, settings=SessionSettings(patch_size=32, batch_size=2))
+    assert np.array_equal(again.segment(image), session.segment(image))
+
+
+def test_starter_model_is_shipped_and_documented():
+    from napari_cytounet.core.bundle import load_bundle
+
+    assert STARTER_PATH.is_file() and STARTER_PATH.stat().st_size < 2_000_000
+    record = load_bundle(STARTER_PATH).extra["starter"]
+    assert "validation" in record["never_trained_on"]
+    assert not any(name in record["trained_on"]["bbbc030_train"] for name in ("cho01", "cho20"))
+
+
+def test_forest_on_normalised_features_transfers(data):
+    image, labels, scribbles = data
+    brighter = image * 3.0 + 0.5  # the same picture from another camera setting
+    normalised = PixelClassifier().fit(image, scribbles)
+    raw = PixelClassifier(normalise=False).fit(image, scribbles)
+    truth = labels > 0
+
+    def agree(mask):
+        return float((mask == truth).mean())
+
+    assert agree(normalised.predict(brighter)) > 0.9
+    assert agree(normalised.predict(brighter)) > agree(raw.predict(brighter)) + 0.1
+    with pytest.raises(DataError, match="both background"):
+        PixelClassifier().fit(image, np.where(scribbles == 1, 1, 0))
+
+
+def test_synthetic_looks_share_exact_labels():
+    from napari_cytounet.core.looks import LOOKS, styled_cells
+
+    pictures = {look: styled_cells((64, 64), look, seed=2) for look in LOOKS}
+    first = pictures["dic"][1]
+    for look, (image, labels) in pictures.items():
+        assert image.shape == (64, 64) and np.array_equal(labels, first)
+        fg, bg = labels > 0, labels == 0
+        if look in ("fluorescent", "bright"):  # bright cells on a darker background
+            assert image[fg].mean() > image[bg].mean()
+        if look == "phase":  # dark cells
+            assert image[fg].mean() < image[bg].mean()
+    assert pictures["fluorescent"][0].dtype == np.uint16
+    with pytest.raises(ConfigError, match="look must be one of"):
+        styled_cells((64, 64), "confocal")
