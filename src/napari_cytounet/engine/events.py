@@ -49,6 +49,14 @@ class ModelSaved:
 
 
 @dataclass(frozen=True)
+class LiveModel:
+    """The model a live session has learned so far (``rounds`` rounds)."""
+
+    bundle: Any
+    rounds: int
+
+
+@dataclass(frozen=True)
 class Exported:
     """A job exported a model: an :class:`~napari_cytounet.core.export.ExportResult`."""
 

@@ -157,6 +157,57 @@ def export_job(
     yield Exported(export_bioimageio(live, path, options, sample_image=sample, overwrite=overwrite))
 
 
+#: Live (interactive) sessions of this engine by key, newest last: each keeps its model warm.
+_LIVE: OrderedDict[str, Any] = OrderedDict()
+_LIVE_SIZE = 2
+
+
+def live_update_job(
+    key: str,
+    image: Any,
+    labels: Any,
+    seconds: float,
+    initial: Any,
+    stop: threading.Event,
+) -> Iterator[Any]:
+    """One round of the live loop: learn from ``labels`` for ``seconds``, answer for ``image``.
+
+    The :class:`~napari_cytounet.core.interactive.InteractiveSession` of ``key`` is made on
+    the first round (from ``initial``, or the starter model when ``None``) and kept warm
+    between rounds. Yields the session's events, ending with ``RoundFinished``.
+    """
+    from napari_cytounet.core.interactive import InteractiveSession
+
+    session = _LIVE.get(key)
+    if session is None:
+        session = InteractiveSession(warm(initial) if initial is not None else None)
+        _LIVE[key] = session
+        while len(_LIVE) > _LIVE_SIZE:
+            _LIVE.popitem(last=False)
+    _LIVE.move_to_end(key)
+    yield from session.iter_update(image, labels, seconds=seconds, stop=stop)
+
+
+def live_model_job(key: str, stop: threading.Event) -> Iterator[Any]:
+    """The model of live session ``key``, as a bundle value (:class:`~.events.LiveModel`)."""
+    from napari_cytounet.core.errors import ModelError
+
+    from .events import LiveModel
+
+    session = _LIVE.get(key)
+    if session is None:
+        raise ModelError(
+            "The live session is gone (the engine restarted); start Live again to train one."
+        )
+    yield LiveModel(bundle=warm(session.bundle), rounds=len(session.rounds))
+
+
+def live_close_job(key: str, stop: threading.Event) -> Iterator[Any]:
+    """Forget live session ``key`` (frees its model)."""
+    _LIVE.pop(key, None)
+    yield from ()
+
+
 #: Job name -> generator function (every one takes ``stop``, a threading.Event).
 JOBS: dict[str, Callable[..., Iterator[Any]]] = {
     "load": load_job,
@@ -164,4 +215,7 @@ JOBS: dict[str, Callable[..., Iterator[Any]]] = {
     "predict": predict_job,
     "train": train_job,
     "export": export_job,
+    "live_update": live_update_job,
+    "live_model": live_model_job,
+    "live_close": live_close_job,
 }

@@ -18,6 +18,10 @@ import time
 import traceback
 from typing import Any
 
+#: Jobs that end by themselves when asked to stop (training keeps its best weights, a live
+#: round still answers); every other job is closed at its next event after a stop request.
+STOPS_ITSELF = frozenset({"train", "live_update"})
+
 
 class _Server:
     def __init__(self, conn: Any) -> None:
@@ -42,7 +46,7 @@ class _Server:
             generator = JOBS[name](stop=stop, **kwargs)
             for event in generator:
                 self.send_event(job_id, event)
-                if stop.is_set() and name != "train":  # training stops itself, keeping weights
+                if stop.is_set() and name not in STOPS_ITSELF:
                     generator.close()
                     self.send(("event", job_id, JobCancelled()))
                     break

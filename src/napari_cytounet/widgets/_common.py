@@ -199,14 +199,18 @@ class JobRunner:
 
 
 def connect_shutdown(
-    widget: Any, *runners: JobRunner, on_shutdown: Callable[[], None] | None = None
+    widget: Any,
+    *runners: JobRunner,
+    on_shutdown: Callable[[], None] | None = None,
+    always: Callable[[], None] | None = None,
 ) -> None:
     """Shut the runners down when the magicgui ``widget`` goes away.
 
     That is when its Qt widget is destroyed (the viewer closed), or when it is
     taken out of its dock (the dock's close button: napari then only un-parents
     the widget, which would otherwise keep training, invisibly, until the run ends).
-    ``on_shutdown`` is then called once (e.g. to release the session's model).
+    ``on_shutdown`` is then called once if a job was running (e.g. to release the session's
+    model), and ``always`` in any case (e.g. to stop a live loop between its rounds).
     The widget also holds the engine process (:mod:`napari_cytounet.engine`) until
     then: when the last widget goes, the engine stops.
     """
@@ -219,6 +223,8 @@ def connect_shutdown(
         if state.get("down"):
             return
         state["down"] = True
+        if always is not None:
+            always()
         busy = any(runner.running for runner in runners)
         for runner in runners:
             runner.shutdown()

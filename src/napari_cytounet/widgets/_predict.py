@@ -58,6 +58,7 @@ from ._jobs import (
     predict_job,
     training_job,
 )
+from ._live import LiveSection
 from ._scroll import ScrollingDock
 from ._session import PredictionRecord, session_for
 from ._settings import bind
@@ -115,6 +116,14 @@ class PredictWidget(ScrollingDock):
         self._retrain_epochs = SpinBox(value=5, min=1, max=10000, label="Retrain epochs")
         self._retrain_btn = PushButton(text="Retrain with corrections")
 
+        self._live = LiveSection(
+            viewer,
+            self._session,
+            image=lambda: self._image.value,
+            strokes=None,  # corrections are painted into "<image> strokes"
+            initial=lambda: self._session.bundle,  # the current model (starter without one)
+            keep_edits=self.keep_edits,
+        )
         self.body.extend(
             [
                 header("Image and model"),
@@ -134,6 +143,7 @@ class PredictWidget(ScrollingDock):
                 self._retrain_help,
                 Container(widgets=[self._retrain_epochs], labels=True),
                 self._retrain_btn,
+                *self._live.widgets("Live corrections"),
             ]
         )
         for key, widget in (
@@ -157,7 +167,11 @@ class PredictWidget(ScrollingDock):
         self._retrain_btn.changed.connect(self._on_retrain_clicked)
         self._session.changed.connect(self._on_session_changed)
         connect_shutdown(
-            self, self._runner, self._trainer, on_shutdown=lambda: self._session.set_busy("")
+            self,
+            self._runner,
+            self._trainer,
+            on_shutdown=lambda: self._session.set_busy(""),
+            always=self._live.shutdown,
         )
         self._update_visibility()
         self._on_session_changed()
@@ -188,6 +202,11 @@ class PredictWidget(ScrollingDock):
         self._predict_btn.enabled = not retraining
         self._retrain_btn.text = "Stop retraining" if retraining else "Retrain with corrections"
         self._retrain_btn.enabled = not predicting
+
+    @property
+    def live(self) -> LiveSection:
+        """The Live corrections section (its loop, button and status)."""
+        return self._live
 
     @property
     def running(self) -> bool:

@@ -55,6 +55,7 @@ from ._jobs import (
     start_save,
     training_job,
 )
+from ._live import LiveSection
 from ._plot import TrainingPlot
 from ._scroll import ScrollingDock
 from ._session import session_for
@@ -159,6 +160,13 @@ class TrainWidget(ScrollingDock):
         self._status = Label(value="Choose an image and its labels, then press Train.")
         wrap_text(self._status)
         self._plot = TrainingPlot(viewer)
+        self._live = LiveSection(
+            viewer,
+            self._session,
+            image=lambda: self._image.value,
+            strokes=lambda: self._labels_layer.value,
+            initial=self._live_start_model,
+        )
 
         # -- result ----------------------------------------------------------------------------
         self._save_path = FileEdit(mode="w", filter="*.keras", label="Save as")
@@ -189,6 +197,7 @@ class TrainWidget(ScrollingDock):
                 self._progress,
                 self._status,
                 self._plot.widget,
+                *self._live.widgets("Live: learn while you paint"),
                 header("Result"),
                 Container(widgets=[self._save_path], labels=True),
                 Container(
@@ -236,10 +245,27 @@ class TrainWidget(ScrollingDock):
         self._record_btn.changed.connect(self._on_record_clicked)
         self._session.changed.connect(self._on_session_changed)
         connect_shutdown(
-            self, self._runner, self._saver, on_shutdown=lambda: self._session.set_busy("")
+            self,
+            self._runner,
+            self._saver,
+            on_shutdown=lambda: self._session.set_busy(""),
+            always=self._live.shutdown,
         )
         self._update_visibility()
         self._on_session_changed()
+
+    def _live_start_model(self) -> Any:
+        """Live mode starts from the current model when 'Start from' says so, else the starter."""
+        if self._start_from.value == "current":
+            if self._session.bundle is None:
+                raise ModelError("There is no current model to continue from live.")
+            return self._session.bundle
+        return None
+
+    @property
+    def live(self) -> LiveSection:
+        """The Live section (its loop, button and status)."""
+        return self._live
 
     # ------------------------------------------------------------------------------------------
     # layout helpers
