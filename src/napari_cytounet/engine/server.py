@@ -120,7 +120,9 @@ def main(argv: list[str]) -> int:
     authkey = bytes.fromhex(sys.stdin.readline().strip())
     conn = Client(argv[0], authkey=authkey)
     t0 = time.perf_counter()
-    import tensorflow  # noqa: F401  (warm up now, not in the first job)
+    import tensorflow as tf  # warm up now, not in the first job
+
+    tf.get_logger().setLevel("ERROR")  # retracing notes etc. are not for napari's console
 
     import napari_cytounet.core.training  # noqa: F401
 
