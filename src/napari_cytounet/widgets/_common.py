@@ -20,6 +20,7 @@ from typing import Any
 from magicgui.widgets import Label
 from napari.utils.notifications import show_error, show_info, show_warning
 
+from napari_cytounet.core.config import LABEL_MODES as CONFIG_LABEL_MODES
 from napari_cytounet.core.errors import CytoUNetError
 
 _log = logging.getLogger("napari_cytounet")
@@ -28,6 +29,8 @@ __all__ = [
     "LABEL_MODES",
     "Failed",
     "JobRunner",
+    "collapsible",
+    "expand",
     "format_seconds",
     "guarded",
     "header",
@@ -38,11 +41,10 @@ __all__ = [
     "wrap_text",
 ]
 
-#: The label modes of the Train and Quality check widgets: (shown text, value).
-LABEL_MODES = (
-    ("dense masks (0 = background)", "dense"),
-    ("scribbles (1 = bg, 2 = cell)", "scribbles"),
-)
+#: How the widgets name the label modes of the core (``core.config.LABEL_MODES``).
+MODE_NAMES = {"dense": "dense masks (0 = background)", "scribbles": "scribbles (1 = bg, 2 = cell)"}
+#: The label modes of the Train and Quality check widgets: (shown text, value), from config.
+LABEL_MODES = tuple((MODE_NAMES[mode], mode) for mode in CONFIG_LABEL_MODES)
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,29 @@ def wrap_text(label: Label) -> Label:
     label.native.setWordWrap(True)
     label.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
     return label
+
+
+def collapsible(body: Any, section: Any, title: str) -> Any:
+    """Put the magicgui ``section`` of ``body`` into a collapsed ``superqt.QCollapsible``.
+
+    Returns the collapsible (see :func:`expand`); it takes the section's place in ``body``.
+    """
+    from superqt import QCollapsible
+
+    layout = body.native.layout()
+    box = QCollapsible(title)
+    layout.insertWidget(layout.indexOf(section.native), box)
+    box.addWidget(section.native)
+    box.collapse(animate=False)
+    return box
+
+
+def expand(box: Any, show: bool = True) -> None:
+    """Expand (or collapse) a :func:`collapsible` section at once (no animation)."""
+    if show:
+        box.expand(animate=False)
+    else:
+        box.collapse(animate=False)
 
 
 def header(text: str) -> Label:

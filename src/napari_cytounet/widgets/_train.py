@@ -30,6 +30,13 @@ from magicgui.widgets import (
     create_widget,
 )
 
+from napari_cytounet.core.config import (
+    BATCH_RANGE,
+    DEPTH_RANGE,
+    FILTERS_RANGE,
+    LOSSES,
+    PATCH_RANGE,
+)
 from napari_cytounet.core.errors import ConfigError, CytoUNetError, DataError, ModelError
 from napari_cytounet.core.records import format_record
 
@@ -38,7 +45,9 @@ from ._common import (
     LABEL_MODES,
     Failed,
     JobRunner,
+    collapsible,
     connect_shutdown,
+    expand,
     format_seconds,
     header,
     notify_exception,
@@ -66,6 +75,9 @@ if TYPE_CHECKING:
 
 SECTION = "train"
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 2e-3, 5e-3, 1e-2)
+#: How the widget names the config's losses (the choices come from config).
+LOSS_NAMES = {"bce_dice": "BCE + Dice", "bce": "BCE", "dice": "Dice"}
+MODEL_FILES = "*.keras *.h5 *.hdf5 *.zip *.yaml"
 
 
 class TrainWidget(ScrollingDock):
@@ -84,7 +96,20 @@ class TrainWidget(ScrollingDock):
         self.last_result: Any = None  # the TrainingFinished event of the last run
         self.last_report: Any = None  # the quality report of the last run
 
-        # -- training data ---------------------------------------------------------------------
+        self._build_data()
+        self._build_model()
+        self._build_schedule()
+        self._build_run()
+        self._build_result()
+        self._lay_out()
+        self._bind_settings()
+        self._connect()
+        self._update_visibility()
+        self._on_session_changed()
+
+    # ------------------------------------------------------------------------------------------
+    # building the widget (one short section each)
+    def _build_data(self) -> None:
         self._image = create_widget(annotation="napari.layers.Image", label="Image")
         self._labels_layer = create_widget(annotation="napari.layers.Labels", label="Labels")
         self._mode = ComboBox(label="Labels are", choices=LABEL_MODES, value="dense")
@@ -103,24 +128,25 @@ class TrainWidget(ScrollingDock):
         self._val_labels.value = None
         self._pairs.native.setMaximumHeight(70)
 
-        # -- model -----------------------------------------------------------------------------
+    def _build_model(self) -> None:
         self._start_from = RadioButtons(
             label="Start from",
             choices=(("new", "new"), ("current", "current"), ("file", "file")),
             value="new",
             orientation="horizontal",
         )
-        self._model_file = FileEdit(mode="r", filter="*.keras *.h5 *.hdf5", label="Model file")
-        self._arch_toggle = PushButton(text="▸ Architecture (new model)")
-        self._depth = SpinBox(value=4, min=2, max=5, label="Depth")
-        self._filters = SpinBox(value=16, min=1, max=128, label="Base filters")
+        self._model_file = FileEdit(mode="r", filter=MODEL_FILES, label="Model file")
+        self._depth = SpinBox(value=4, min=DEPTH_RANGE[0], max=DEPTH_RANGE[1], label="Depth")
+        self._filters = SpinBox(
+            value=16, min=FILTERS_RANGE[0], max=FILTERS_RANGE[1], label="Base filters"
+        )
         self._batch_norm = CheckBox(value=True, text="Batch normalisation")
         self._dropout = FloatSpinBox(value=0.0, min=0.0, max=0.9, step=0.05, label="Dropout")
         self._arch = Container(
             widgets=[self._depth, self._filters, self._batch_norm, self._dropout], labels=True
         )
 
-        # -- schedule --------------------------------------------------------------------------
+    def _build_schedule(self) -> None:
         self._stop_by = RadioButtons(
             label="Stop after",
             choices=(("epochs", "epochs"), ("time budget", "time")),
@@ -129,46 +155,36 @@ class TrainWidget(ScrollingDock):
         )
         self._epochs = SpinBox(value=20, min=1, max=100000, label="Epochs")
         self._minutes = FloatSpinBox(value=5.0, min=0.1, max=10000.0, step=0.5, label="Minutes")
-        self._opts_toggle = PushButton(text="▸ Training options")
-        self._patch = SpinBox(value=128, min=16, max=2048, step=16, label="Patch size")
-        self._batch = SpinBox(value=16, min=1, max=1024, label="Batch size")
+        self._patch = SpinBox(
+            value=128, min=PATCH_RANGE[0], max=PATCH_RANGE[1], step=16, label="Patch size"
+        )
+        self._batch = SpinBox(value=16, min=BATCH_RANGE[0], max=BATCH_RANGE[1], label="Batch size")
         self._steps = SpinBox(value=25, min=1, max=100000, label="Batches per epoch")
         self._lr = ComboBox(
             label="Learning rate", choices=[(f"{v:g}", v) for v in LEARNING_RATES], value=2e-3
         )
         self._loss = ComboBox(
-            label="Loss", choices=(("BCE + Dice", "bce_dice"), ("BCE", "bce"), ("Dice", "dice"))
+            label="Loss", choices=[(LOSS_NAMES[loss], loss) for loss in LOSSES], value="bce_dice"
         )
         self._augment = CheckBox(value=True, text="Augment (flips, rotations, intensity)")
         self._force = CheckBox(value=False, text="Train despite quality-check errors")
-        self._opts = Container(
-            widgets=[
-                self._patch,
-                self._batch,
-                self._steps,
-                self._lr,
-                self._loss,
-                self._augment,
-                self._force,
-            ],
-            labels=True,
-        )
+        options = [self._patch, self._batch, self._steps, self._lr, self._loss]
+        self._opts = Container(widgets=[*options, self._augment, self._force], labels=True)
 
-        # -- run -------------------------------------------------------------------------------
+    def _build_run(self) -> None:
         self._train_btn = PushButton(text="Train")
         self._progress = ProgressBar(value=0, min=0, max=1000, label="Progress")
-        self._status = Label(value="Choose an image and its labels, then press Train.")
-        wrap_text(self._status)
-        self._plot = TrainingPlot(viewer)
+        self._status = wrap_text(Label(value="Choose an image and its labels, then press Train."))
+        self._plot = TrainingPlot(self._viewer)
         self._live = LiveSection(
-            viewer,
+            self._viewer,
             self._session,
             image=lambda: self._image.value,
             strokes=lambda: self._labels_layer.value,
             initial=self._live_start_model,
         )
 
-        # -- result ----------------------------------------------------------------------------
+    def _build_result(self) -> None:
         self._save_path = FileEdit(mode="w", filter="*.keras", label="Save as")
         self._save_btn = PushButton(text="Save model")
         self._record_btn = PushButton(text="Show training record")
@@ -177,21 +193,19 @@ class TrainWidget(ScrollingDock):
         self._record.native.setStyleSheet("font-family: monospace;")  # aligned history table
         self._record.native.setMinimumHeight(180)
 
+    def _lay_out(self) -> None:
+        row = {"layout": "horizontal", "labels": False}
         self.body.extend(
             [
                 header("Training data"),
                 Container(widgets=[self._image, self._labels_layer, self._mode], labels=True),
-                Container(
-                    widgets=[self._add_pair, self._remove_pair], layout="horizontal", labels=False
-                ),
+                Container(widgets=[self._add_pair, self._remove_pair], **row),
                 Container(widgets=[self._pairs, self._val_image, self._val_labels], labels=True),
                 header("Model"),
                 Container(widgets=[self._start_from, self._model_file], labels=True),
-                self._arch_toggle,
                 self._arch,
                 header("Training"),
                 Container(widgets=[self._stop_by, self._epochs, self._minutes], labels=True),
-                self._opts_toggle,
                 self._opts,
                 self._train_btn,
                 self._progress,
@@ -200,17 +214,15 @@ class TrainWidget(ScrollingDock):
                 *self._live.widgets("Live: learn while you paint"),
                 header("Result"),
                 Container(widgets=[self._save_path], labels=True),
-                Container(
-                    widgets=[self._save_btn, self._record_btn], layout="horizontal", labels=False
-                ),
+                Container(widgets=[self._save_btn, self._record_btn], **row),
                 self._record,
             ]
         )
-        self._arch_shown = self._opts_shown = self._record_shown = False
-        self._arch.visible = False
-        self._opts.visible = False
+        self._arch_box = collapsible(self.body, self._arch, "Architecture (new model)")
+        self._opts_box = collapsible(self.body, self._opts, "Training options")
+        self._record_shown = False
 
-        # -- persisted settings ----------------------------------------------------------------
+    def _bind_settings(self) -> None:
         for key, widget in (
             ("mode", self._mode),
             ("start_from", self._start_from),
@@ -232,14 +244,12 @@ class TrainWidget(ScrollingDock):
         bind(SECTION, "model_file", self._model_file, convert=Path)
         bind(SECTION, "save_path", self._save_path, convert=Path)
 
-        # -- callbacks -------------------------------------------------------------------------
+    def _connect(self) -> None:
         self._image.changed.connect(self._on_image_changed)
         self._add_pair.changed.connect(self._on_add_pair)
         self._remove_pair.changed.connect(self._on_remove_pairs)
         self._start_from.changed.connect(self._update_visibility)
         self._stop_by.changed.connect(self._update_visibility)
-        self._arch_toggle.changed.connect(self._toggle_arch)
-        self._opts_toggle.changed.connect(self._toggle_opts)
         self._train_btn.changed.connect(self._on_train_clicked)
         self._save_btn.changed.connect(self._on_save_clicked)
         self._record_btn.changed.connect(self._on_record_clicked)
@@ -251,8 +261,6 @@ class TrainWidget(ScrollingDock):
             on_shutdown=lambda: self._session.set_busy(""),
             always=self._live.shutdown,
         )
-        self._update_visibility()
-        self._on_session_changed()
 
     def _live_start_model(self) -> Any:
         """Live mode starts from the current model when 'Start from' says so, else the starter."""
@@ -271,28 +279,18 @@ class TrainWidget(ScrollingDock):
     # layout helpers
     def _update_visibility(self, *_: Any) -> None:
         self._model_file.visible = self._start_from.value == "file"
-        self._arch_toggle.enabled = self._start_from.value == "new"
+        self._arch_box.setEnabled(self._start_from.value == "new")
         by_time = self._stop_by.value == "time"
         self._epochs.visible = not by_time
         self._minutes.visible = by_time
 
-    def _toggle_arch(self, *_: Any) -> None:
-        self.show_architecture(not self._arch_shown)
-
-    def _toggle_opts(self, *_: Any) -> None:
-        self.show_options(not self._opts_shown)
-
     def show_architecture(self, show: bool = True) -> None:
         """Expand (or collapse) the architecture section."""
-        self._arch_shown = bool(show)
-        self._arch.visible = self._arch_shown
-        self._arch_toggle.text = ("▾" if show else "▸") + " Architecture (new model)"
+        expand(self._arch_box, show)
 
     def show_options(self, show: bool = True) -> None:
         """Expand (or collapse) the training options section."""
-        self._opts_shown = bool(show)
-        self._opts.visible = self._opts_shown
-        self._opts_toggle.text = ("▾" if show else "▸") + " Training options"
+        expand(self._opts_box, show)
 
     def show_record(self, show: bool = True) -> None:
         """Show (or hide) the training record of the current model."""
@@ -542,7 +540,7 @@ class TrainWidget(ScrollingDock):
             self._on_batch(event)
         elif isinstance(event, EpochEnd):
             self._plot.add_epoch(event)
-            self._set_fraction(event.elapsed, event.epoch, event.epochs, 1, 1)
+            self._progress.value = int(1000 * event.fraction)  # computed by the core
             if self._stopping():
                 self._status.value = "Stopped: keeping the best weights and finishing the model…"
         elif isinstance(event, TrainingCheckpoint):
@@ -590,21 +588,9 @@ class TrainWidget(ScrollingDock):
         else:
             self._status.value = "Quality check passed; preparing training…"
 
-    def _set_fraction(
-        self, elapsed: float, epoch: int, epochs: int | None, batch: int, batches: int
-    ) -> None:
-        config = self._request.config if self._request else None
-        fractions = []
-        if epochs:
-            fractions.append(((epoch - 1) * batches + batch) / (epochs * batches))
-        if config is not None and config.max_time:
-            fractions.append(elapsed / float(config.max_time))
-        if fractions:
-            self._progress.value = int(1000 * min(1.0, max(fractions)))
-
     def _on_batch(self, event: Any) -> None:
         self._plot.add_batch(event)
-        self._set_fraction(event.elapsed, event.epoch, event.epochs, event.batch, event.batches)
+        self._progress.value = int(1000 * event.fraction)  # computed by the core
         if self._stopping():
             return
         epochs = f"/{event.epochs}" if event.epochs else ""
