@@ -189,8 +189,9 @@ def _finish_plane(
     from .postprocess import postprocess
 
     mask = np.asarray(scratch[index])
-    # a one-hot class map has the same argmax as the probabilities it came from
-    prob = np.eye(classes, dtype=np.float32)[mask] if classes > 1 else mask.astype(np.float32)
+    # 0/1 above any threshold in (0, 1) as the probabilities were; a one-hot class map has
+    # their argmax. uint8, not float32: a quarter of the memory for a whole plane
+    prob = np.eye(classes, dtype=np.uint8)[mask] if classes > 1 else mask
     labels = postprocess(
         prob,
         opts["threshold"],
