@@ -21,9 +21,16 @@ def _engine_kept():
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
-    """Keep the user's settings untouched and train without XLA (faster start for tiny models)."""
+    """Keep the user's settings untouched and train without XLA (faster start for tiny models).
+
+    Widgets start the engine when they open (``Engine.prestart``); the tests that dock a
+    widget without running a model would each pay a TensorFlow start for nothing on 2 cores,
+    so it is off here and on in the test of prestart itself (tests/gui/test_live.py). Jobs
+    start the engine exactly as they do for users either way.
+    """
     monkeypatch.setenv("CYTOUNET_SETTINGS_DIR", str(tmp_path / "settings"))
     monkeypatch.setenv("CYTOUNET_JIT", "0")
+    monkeypatch.setenv("CYTOUNET_ENGINE_PRESTART", "0")
 
 
 @pytest.fixture

@@ -95,3 +95,19 @@ def test_closing_the_widget_while_live_stops_the_loop(scene, qtbot, notes):
     assert not live.live
     assert widget._session.busy == ""
     assert not notes.errors, notes.errors
+
+
+def test_the_engine_starts_when_the_widget_opens(viewer, qtbot, monkeypatch):
+    """TensorFlow loads in the engine while the user paints: the first Live click finds it up."""
+    from napari_cytounet.engine import get_engine
+
+    monkeypatch.setenv("CYTOUNET_ENGINE_PRESTART", "1")
+    engine = get_engine()
+    engine.shutdown()
+    starts = engine.starts
+    dock(viewer, "Train UNet")
+    qtbot.waitUntil(lambda: engine.alive, timeout=JOB_TIMEOUT_MS)
+    assert engine.starts == starts + 1
+    dock(viewer, "Predict")  # a second widget does not start a second engine
+    qtbot.wait(500)
+    assert engine.starts == starts + 1

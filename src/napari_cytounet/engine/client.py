@@ -159,6 +159,7 @@ class Engine:
         self._next_id = 0
         self._holders: weakref.WeakSet[Any] = weakref.WeakSet()
         self.starts = 0  # engines started by this process (for tests and figures)
+        self._prestarting = False
         self.last_start_seconds: float | None = None
 
     # -- lifetime ------------------------------------------------------------------------------
@@ -227,6 +228,33 @@ class Engine:
     def hold(self, owner: Any) -> None:
         """Keep the engine for ``owner`` (a widget); see :meth:`release`."""
         self._holders.add(owner)
+
+    def prestart(self) -> None:
+        """Start the engine process now, in the background, if none runs.
+
+        The widgets that run models call it when they open, so TensorFlow loads (a few
+        seconds) while the user chooses layers and paints, not after the first click.
+        ``CYTOUNET_ENGINE_PRESTART=0`` turns it off. If every holder is gone by the time the
+        engine is up, it stops again.
+        """
+        if os.environ.get("CYTOUNET_ENGINE_PRESTART", "1") == "0":
+            return
+        if self.alive or self._prestarting:
+            return
+        self._prestarting = True
+
+        def start() -> None:
+            try:
+                for _ in self._ensure():
+                    pass
+            except Exception:  # the first job will start it again and report why
+                _log.exception("could not start the engine in the background")
+            finally:
+                self._prestarting = False
+            if not self._holders:
+                self.shutdown()
+
+        threading.Thread(target=start, daemon=True, name="cytounet-engine-prestart").start()
 
     def release(self, owner: Any) -> None:
         """``owner`` is done; with no owner left the engine stops (in the background)."""

@@ -216,6 +216,8 @@ class LiveSection:
 
     def _end(self) -> None:
         self._stopping = False
+        if self._output is not None:
+            self._output.editable = True
         self.button.text = "Live"
         self.button.enabled = True
         if self._session.busy == "live training":
@@ -365,7 +367,7 @@ class LiveSection:
             tag=_layers.output_tag(image, _layers.SEGMENTATION),
             opacity=0.5,
         )
-        self._output.editable = False  # strokes go to the strokes layer while live
+        self._output.editable = not self.live  # strokes go to the strokes layer while live
         previous = self._session.records.get(image.name)
         self._session.records[image.name] = PredictionRecord(  # what a prediction wrote there
             prediction=np.array(self._output.data, copy=True),

@@ -36,6 +36,7 @@ from magicgui.widgets import (
 )
 
 from napari_cytounet.core.errors import CytoUNetError, DataError, ModelError
+from napari_cytounet.engine import get_engine
 
 from . import _layers
 from ._common import (
@@ -175,6 +176,7 @@ class PredictWidget(ScrollingDock):
         )
         self._update_visibility()
         self._on_session_changed()
+        get_engine().prestart()  # TensorFlow loads in the engine while the user gets ready
 
     # ------------------------------------------------------------------------------------------
     def _update_visibility(self, *_: Any) -> None:

@@ -39,6 +39,7 @@ from napari_cytounet.core.config import (
 )
 from napari_cytounet.core.errors import ConfigError, CytoUNetError, DataError, ModelError
 from napari_cytounet.core.records import format_record
+from napari_cytounet.engine import get_engine
 
 from . import _layers
 from ._common import (
@@ -106,6 +107,7 @@ class TrainWidget(ScrollingDock):
         self._connect()
         self._update_visibility()
         self._on_session_changed()
+        get_engine().prestart()  # TensorFlow loads in the engine while the user gets ready
 
     # ------------------------------------------------------------------------------------------
     # building the widget (one short section each)
