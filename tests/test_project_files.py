@@ -27,7 +27,12 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "test_and_deploy.yml"
 
 #: import name -> distribution name, where they differ
-DISTRIBUTIONS = {"skimage": "scikit-image", "yaml": "pyyaml", "sklearn": "scikit-learn"}
+DISTRIBUTIONS = {
+    "skimage": "scikit-image",
+    "yaml": "pyyaml",
+    "sklearn": "scikit-learn",
+    "bioimageio": "bioimageio.core",
+}
 
 
 def readme_test_command() -> str:
