@@ -197,7 +197,8 @@ def test_stress_load_predict_train_stop_predict_retrain(viewer, qtbot, notes, tm
         timed("predict", lambda: predict.predict(use_current=True), predict)
         seg = viewer.layers["cells segmentation"]
         seg.brush_size, seg.selected_label = 7, 1
-        seg.paint((16 + i % 32, 40), 1)  # a correction with napari's brush
+        seg.paint((16 + i % 32, 40), 1)  # corrections with napari's brush: some cell,
+        seg.paint((56 - i % 16, 12), 0)  # and some background (a mask of one class is refused)
         timed("retrain+predict", predict.retrain, predict)  # retrains, then predicts again
         wait_idle(qtbot, predict, timeout=60_000)
         assert not notes.errors, (i, notes.errors)
