@@ -181,3 +181,44 @@ def test_synthetic_looks_share_exact_labels():
     assert pictures["fluorescent"][0].dtype == np.uint16
     with pytest.raises(ConfigError, match="look must be one of"):
         styled_cells((64, 64), "confocal")
+
+
+def test_strokes_release_the_anchors_they_contradict():
+    from napari_cytounet.core.annotations import Annotation, contradicted, set_anchors
+
+    pred = np.zeros((40, 40), bool)
+    pred[5:15, 5:15] = True  # an object the user says is background
+    pred[25:35, 25:35] = True  # an object nobody disputes
+    target = np.zeros((40, 40), np.uint8)
+    weight = np.zeros((40, 40), np.float32)
+    weight[10, 6:14] = 1  # background stroke across the first object
+    target[30, 5], weight[30, 5] = 1, 1  # foreground stroke in predicted background
+    out = contradicted(pred, target, weight, radius=3)
+    assert out[5:15, 5:15].all() and not out[25:35, 25:35].any()
+    assert out[30, 8] and out[27, 5] and not out[30, 9] and not out[0, 39]
+    entry = Annotation("k", np.zeros((40, 40, 1), np.float32), target, weight, None)
+    entry.probabilities = np.where(pred, 0.99, 0.01).astype(np.float32)
+    forest = np.full((40, 40), 0.5, np.float32)
+    set_anchors(entry, forest, 1.0, 0.9)
+    assert entry.pseudo[5:15, 5:15].sum() == 100 - 8  # without a radius: anchored but strokes
+    set_anchors(entry, forest, 1.0, 0.9, radius=3)
+    assert not entry.pseudo[5:15, 5:15].any() and entry.pseudo[25:35, 25:35].all()
+    assert entry.pseudo[0, 39] == 1 and entry.pseudo[30, 8] == 0
+
+
+def test_corrections_weigh_more_and_centre_more_patches(tiny_bundle, data):
+    from napari_cytounet.core.annotations import stroke_sampler
+
+    image, labels, scribbles = data
+    session = tiny_session(tiny_bundle, correction_weight=3.0, newest_bias=8.0)
+    entry = session._remember(image, scribbles)
+    assert entry.newest.sum() == entry.first.sum() == (scribbles > 0).sum()
+    corrected = scribbles.copy()
+    corrected[40:44, 40:44] = np.where(labels[40:44, 40:44] > 0, 2, 1)
+    entry = session._remember(image, corrected)
+    new = (corrected > 0) & (scribbles == 0)
+    assert new.any() and np.array_equal(entry.newest, new)
+    assert np.all(entry.weight[new] == 3.0) and np.all(entry.weight[scribbles > 0] == 1.0)
+    plain = stroke_sampler([entry], 32, 0, newest=1.0)
+    biased = stroke_sampler([entry], 32, 0, newest=8.0)
+    assert biased.annotated[0].size == plain.annotated[0].size + 7 * new.sum()

@@ -39,6 +39,27 @@ class Annotation:
     probabilities: np.ndarray | None = None  # the adopted model's, when known
     pseudo: np.ndarray | None = None  # float32 weight of the pseudo-labels (0 = none)
     pseudo_target: np.ndarray | None = None  # uint8 class of the pseudo-labels
+    first: np.ndarray | None = None  # bool: pixels annotated in the first round on this image
+    newest: np.ndarray | None = None  # bool: pixels annotated in the latest call only
+
+    def set_labels(self, target: np.ndarray, weight: np.ndarray, correction: float = 1.0) -> None:
+        """Take the labels of a new call: strokes added after the first call weigh ``correction``.
+
+        Records :attr:`first` (the first call's strokes) and :attr:`newest` (the
+        strokes this call added) and the forest's 0/1/2 scribbles.
+        """
+        annotated = weight > 0
+        self.newest = annotated & ~(self.weight > 0)
+        if self.first is None:
+            self.first = annotated
+        weight = np.where(annotated & ~self.first, correction, weight).astype(np.float32)
+        self.target, self.weight = target, weight
+        self.scribbles = np.where(annotated, target.astype(np.uint8) + 1, 0).astype(np.uint8)
+
+    @property
+    def corrected(self) -> bool:
+        """Whether strokes were added after the first call (the rounds are corrections)."""
+        return self.first is not None and bool(((self.weight > 0) & ~self.first).any())
 
 
 def resolve_label_mode(labels: np.ndarray, label_mode: str = "auto") -> str:
@@ -86,14 +107,23 @@ def balanced_accuracy(prob: np.ndarray, target: np.ndarray, weight: np.ndarray) 
     return 0.5 * (float(pred[fg].mean()) + float((~pred[bg]).mean()))
 
 
-def set_anchors(entry: Annotation, forest: np.ndarray, weight: float, confidence: float) -> None:
+def set_anchors(
+    entry: Annotation,
+    forest: np.ndarray,
+    weight: float,
+    confidence: float,
+    radius: float = 0.0,
+) -> None:
     """Pseudo-labels: unannotated pixels the current UNet is sure of, unless the forest
-    is sure of the opposite.
+    is sure of the opposite or a stroke contradicts them.
 
     They anchor the UNet to what it already gets right (no forgetting away
     from the strokes, no overfitting of 0.3% of the pixels); the forest,
-    fitted on the newest strokes, vetoes anchors it confidently contradicts,
-    so corrections can spread over the wrong object.
+    fitted on the newest strokes, vetoes anchors it confidently contradicts.
+    With ``radius > 0`` the strokes veto too (:func:`contradicted`): a
+    background stroke on a predicted object frees that whole object, a
+    foreground stroke in predicted background frees the background within
+    ``radius`` pixels, so corrections can spread over the wrong object.
     """
     entry.pseudo = np.zeros(forest.shape, np.float32)
     if weight <= 0 or entry.probabilities is None:
@@ -102,12 +132,52 @@ def set_anchors(entry: Annotation, forest: np.ndarray, weight: float, confidence
     unet = entry.probabilities
     fg = (unet > hi) & (forest > lo)
     bg = (unet < lo) & (forest < hi)
-    entry.pseudo[(fg | bg) & (entry.weight == 0)] = weight
+    keep = (fg | bg) & (entry.weight == 0)
+    if radius > 0:
+        keep &= ~contradicted(unet > 0.5, entry.target, entry.weight, radius)
+    entry.pseudo[keep] = weight
     entry.pseudo_target = fg.astype(np.uint8)
 
 
-def stroke_sampler(entries: list[Annotation], patch: int, seed: int) -> Any:
-    """Patches centred on strokes of every annotated image (replay), pseudo-labels around."""
+def contradicted(
+    pred: np.ndarray, target: np.ndarray, weight: np.ndarray, radius: float
+) -> np.ndarray:
+    """Pixels whose predicted class a stroke of the other class disputes.
+
+    The connected components of the predicted foreground that a background
+    stroke touches, and the predicted background within ``radius`` pixels of a
+    foreground stroke that lies in predicted background.
+
+    Examples
+    --------
+    >>> pred = np.zeros((5, 9), bool); pred[1:4, 1:4] = True
+    >>> target = np.zeros((5, 9), np.uint8); weight = np.zeros((5, 9), np.float32)
+    >>> weight[2, 2] = 1  # a background stroke on the object
+    >>> int(contradicted(pred, target, weight, 2).sum())
+    9
+    """
+    from scipy import ndimage as ndi
+
+    strokes = weight > 0
+    out = np.zeros(pred.shape, bool)
+    bg_on_fg = strokes & (target == 0) & pred
+    if bg_on_fg.any():
+        components, _ = ndi.label(pred)
+        hit = np.unique(components[bg_on_fg])
+        out |= np.isin(components, hit[hit > 0])
+    fg_on_bg = strokes & (target > 0) & ~pred
+    if fg_on_bg.any():
+        near = ndi.distance_transform_edt(~fg_on_bg) <= radius
+        out |= near & ~pred
+    return out
+
+
+def stroke_sampler(entries: list[Annotation], patch: int, seed: int, newest: float = 0.0) -> Any:
+    """Patches centred on strokes of every annotated image (replay), pseudo-labels around.
+
+    With ``newest > 0`` the strokes of the latest call (:attr:`Annotation.newest`)
+    are that many times more likely to centre a patch than older strokes.
+    """
     from .data import Example, PatchSampler
 
     examples = []
@@ -132,6 +202,14 @@ def stroke_sampler(entries: list[Annotation], patch: int, seed: int) -> Any:
         )
         sampler.annotated[i] = np.flatnonzero(strokes.ravel())
         sampler.foreground[i] = np.flatnonzero(fg.ravel())
+        if newest > 1 and e.newest is not None and e.newest.any() and e.first is not None:
+            new = np.zeros(padded, bool)
+            new[oy : oy + e.weight.shape[0], ox : ox + e.weight.shape[1]] = e.newest
+            extra = round(newest) - 1
+            new_idx = np.flatnonzero(new.ravel())
+            new_fg = np.flatnonzero((new & fg).ravel())
+            sampler.annotated[i] = np.concatenate([sampler.annotated[i]] + [new_idx] * extra)
+            sampler.foreground[i] = np.concatenate([sampler.foreground[i]] + [new_fg] * extra)
         sizes.append(float(max(1, sampler.annotated[i].size)))
     sampler.image_p = np.asarray(sizes) / sum(sizes)
     return sampler

@@ -1,24 +1,23 @@
 """The warm session of the human-in-the-loop: paint, look, correct, in seconds.
 
 :class:`InteractiveSession` keeps one model built, its training step and its
-prediction compiled, between rounds. Each :meth:`~InteractiveSession.update`
-(or its generator form :meth:`~InteractiveSession.iter_update`) takes the
-current labels of an image and, within ``seconds`` of wall time for the whole
-call:
+prediction compiled, between rounds. Each :meth:`~InteractiveSession.update` (or
+:meth:`~InteractiveSession.iter_update`) takes the current labels of an image and,
+within ``seconds`` of wall time for the whole call:
 
-1. shows a fast answer: the current UNet's prediction of the image (the
-   starter model's on the first round), and a random forest fitted on the strokes
-   (:mod:`.pixel_classifier`, features of the normalised image);
-2. fine-tunes the UNet on the strokes of every image annotated so far (earlier
-   annotations are replayed), plus the forest's confident pixels as weak
-   pseudo-labels, at a low learning rate, with BatchNorm statistics frozen;
-3. predicts the image and keeps the new weights only if they score at least as
-   well on the annotated pixels as the previous ones (``adopted`` on the last
-   event says which; a round that is not adopted changes nothing).
+1. shows a fast answer: the current UNet's prediction (the starter model's on the
+   first round), and a random forest fitted on the strokes (:mod:`.pixel_classifier`);
+2. fine-tunes the UNet on the strokes of every image annotated so far (replay), plus
+   anchors (unannotated pixels the UNet is sure of, unless the forest or a stroke
+   contradicts them), with BatchNorm statistics frozen; strokes added after the first
+   call (corrections) weigh more and centre more patches;
+3. predicts the image and keeps the new weights only if they score at least as well
+   on the annotated pixels and keep the anchors (``adopted`` on the last event says
+   which; a round that is not adopted changes nothing).
 
 A new session starts from the starter model shipped in the package (a small UNet
-pretrained on the BBBC030 training images and synthetic cells of several looks;
-see ``scripts/train_starter_model.py``), so the first answer is a UNet's.
+pretrained on the BBBC030 training images and synthetic cells of several looks; see
+``scripts/train_starter_model.py``), so the first answer is a UNet's.
 
 Labels: ``label_mode="scribbles"`` reads 0 = not annotated, 1 = background,
 2 = foreground; ``"dense"`` reads a full mask (0 = background, anything else =
@@ -101,6 +100,15 @@ class SessionSettings:
         ... and unless its balanced accuracy on the pseudo-labels (pixels the
         forest and the previous UNet agreed on) falls below this: a round that
         fixes the strokes by breaking what was right elsewhere is not adopted.
+    correction_learning_rate, correction_weight, newest_bias
+        Rounds on an image after its first are corrections: peak learning rate (cosine
+        decay to a tenth within the round), loss weight of the strokes added after the
+        first call (first strokes: 1), and how many times likelier the latest call's
+        strokes are to centre a patch.
+    release_radius
+        Strokes free the anchors they contradict (:func:`.annotations.contradicted`):
+        a background stroke its whole predicted object, a foreground stroke the
+        predicted background within this many pixels (0: off).
     seed
         Seed of the patch sampling and of the forest.
     """
@@ -108,6 +116,10 @@ class SessionSettings:
     patch_size: int = 128
     batch_size: int = 8
     learning_rate: float = 3e-4
+    correction_learning_rate: float = 3e-4
+    correction_weight: float = 3.0
+    newest_bias: float = 4.0
+    release_radius: float = 20.0
     pseudo_weight: float = 1.0
     pseudo_confidence: float = 0.9
     tolerance: float = 0.002
@@ -284,8 +296,8 @@ class InteractiveSession:
         if entry is None:
             entry = Annotation(key, self._normalise(image), target, weight, image)
             self._annotated[key] = entry
-        entry.target, entry.weight = target, weight
-        entry.scribbles = np.where(weight > 0, target.astype(np.uint8) + 1, 0).astype(np.uint8)
+            entry.weight = np.zeros_like(weight)  # nothing annotated before this call
+        entry.set_labels(target, weight, self.settings.correction_weight)
         return entry
 
     # ------------------------------------------------------------------ the round
@@ -315,7 +327,7 @@ class InteractiveSession:
             h, w = entry.x.shape[:2]
             prob = np.repeat(np.repeat(prob, f, axis=0), f, axis=1)[:h, :w]
         s = self.settings
-        set_anchors(entry, prob, s.pseudo_weight, s.pseudo_confidence)
+        set_anchors(entry, prob, s.pseudo_weight, s.pseudo_confidence, s.release_radius)
         return prob
 
     def _time_to_train(self, entry: Annotation, t0: float, seconds: float) -> bool:
@@ -340,21 +352,25 @@ class InteractiveSession:
         h, w = entry.x.shape[:2]
         finish_cost = 1.3 * self._predict_seconds.get((h, w), PREDICT_SECONDS_PER_PIXEL * h * w)
         finish_cost += 0.05
-        sampler = stroke_sampler(
-            list(self._annotated.values()), self._patch_size(), s.seed + len(self._rounds)
-        )
+        correcting = entry.corrected  # a correction round: a schedule of its own
+        sampler = stroke_sampler(list(self._annotated.values()), self._patch_size(),
+                                 s.seed + len(self._rounds), s.newest_bias)  # fmt: skip
         batches = make_batches(sampler, s.batch_size, seed=s.seed + len(self._rounds))
         self.warm_up(wait=True)  # traced in the background since the first call
         state.record["backup"] = [v.copy() for v in self._model.get_weights()]
-        last_event = time.perf_counter()
+        last_event = begun = time.perf_counter()
         while not stop.is_set():
             expected = self._step_seconds
             if time.perf_counter() + expected + finish_cost > deadline:
                 break
             x, y = next(batches)
             started = time.perf_counter()
+            rate = s.learning_rate
+            if correcting:  # cosine from the peak to a tenth of it over the round
+                done = (started - begun) / max(1e-6, deadline - begun)
+                rate = s.correction_learning_rate * (0.55 + 0.45 * np.cos(np.pi * min(1.0, done)))
             try:
-                state.loss, _ = self._trainer.step(x, y, s.learning_rate)
+                state.loss, _ = self._trainer.step(x, y, rate)
             except DataError:  # the loss became NaN: this round is not adopted
                 state.record["diverged"] = True
                 state.steps += 1
@@ -379,9 +395,8 @@ class InteractiveSession:
             prob = self._probabilities(entry.x)
             after = balanced_accuracy(prob, entry.target, entry.weight)
             adopted = before is None or after is None or after >= before - s.tolerance
-            anchor = None
-            if entry.pseudo is not None and entry.pseudo.any():
-                anchor = balanced_accuracy(prob, entry.pseudo_target, entry.pseudo)
+            anchor = None if entry.pseudo is None else balanced_accuracy(
+                prob, entry.pseudo_target, entry.pseudo)  # fmt: skip
             state.record["anchor"] = anchor
             adopted = adopted and (anchor is None or anchor >= s.anchor_agreement)
             adopted = adopted and not state.record.get("diverged", False)
@@ -392,23 +407,17 @@ class InteractiveSession:
             else:
                 self._model.set_weights(state.record["backup"])
         prob = entry.probabilities
-        if not state.steps:
+        anchor, n = state.record.get("anchor"), state.steps
+        if not n:
             message = "No training in this round (no time left for it); the current model's answer."
         elif adopted:
-            message = (
-                f"Trained {state.steps} batches; kept "
-                f"(annotated pixels: {_fmt(before)} -> {_fmt(after)})."
-            )
-        elif state.record.get("anchor") is not None and state.record["anchor"] < s.anchor_agreement:
-            message = (
-                f"Trained {state.steps} batches but they changed pixels that were right before "
-                f"(agreement {_fmt(state.record['anchor'])}); kept the previous model."
-            )
+            message = f"Trained {n} batches; kept (annotated: {_fmt(before)} -> {_fmt(after)})."
+        elif anchor is not None and anchor < s.anchor_agreement:
+            message = (f"Trained {n} batches but they changed pixels that were right before "
+                       f"(agreement {_fmt(anchor)}); kept the previous model.")  # fmt: skip
         else:
-            message = (
-                f"Trained {state.steps} batches but the annotated pixels scored worse "
-                f"({_fmt(before)} -> {_fmt(after)}); kept the previous model."
-            )
+            message = (f"Trained {n} batches but the annotated pixels scored worse "
+                       f"({_fmt(before)} -> {_fmt(after)}); kept the previous model.")  # fmt: skip
         seconds = time.perf_counter() - t0
         self._rounds.append({
             "round": len(self._rounds), "seconds": round(seconds, 3), "steps": state.steps,
@@ -427,11 +436,9 @@ class InteractiveSession:
     def warm_up(self, wait: bool = True) -> None:
         """Build the model and trace the training step now, so that rounds need not.
 
-        The first :meth:`update` calls it with ``wait=False`` once its first
-        answer is out: the step is then traced in a background thread while the
-        user looks and paints, and training waits for it only if it is not done yet. The
-        weights do not change (steps with a learning rate of 0 and all pixel
-        weights 0).
+        The first :meth:`update` calls it with ``wait=False`` once its first answer is
+        out: the step is traced in a background thread while the user paints (steps with
+        a learning rate of 0 and pixel weights 0: the weights do not change).
 
         Examples
         --------
