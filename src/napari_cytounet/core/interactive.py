@@ -245,11 +245,17 @@ class InteractiveSession:
 
             prob = predict_probabilities(self._bundle_view(), x, precision="float32")
             return self._foreground(prob)
-        d = self.unet.divisor
-        ph, pw = -h % d, -w % d
-        padded = np.pad(x, ((0, ph), (0, pw), (0, 0)), mode="reflect") if ph or pw else x
+        from .predict import TilePlan
+
+        # the same reflected halo and padding as predict.py's single tile: what the user sees
+        # live is what the saved model predicts (borders included)
+        plan = TilePlan(h, w, self.unet.divisor, None, None)
+        halo, mode = plan.halo, "reflect" if min(h, w) > 1 else "edge"
+        pads = ((halo, plan.padded_h - h - halo), (halo, plan.padded_w - w - halo), (0, 0))
+        padded = np.pad(x, pads, mode=mode)
         t0 = time.perf_counter()
-        out = np.asarray(self._predict_fn(padded[None]), dtype=np.float32)[0, :h, :w]
+        out = np.asarray(self._predict_fn(padded[None]), dtype=np.float32)[0]
+        out = out[halo : halo + h, halo : halo + w]
         if (h, w) in self._predict_seconds:  # the first call traced: time the next ones
             self._predict_seconds[(h, w)] = time.perf_counter() - t0
         else:
