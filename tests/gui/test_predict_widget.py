@@ -214,7 +214,7 @@ def test_bad_choices_notify_and_change_nothing(viewer, qtbot, notes, tmp_path):
     widget._source.value = "current"
     session.set_model(tiny_bundle(channels=3), "rgb model")
     refused("3-channel", in_worker=True)
-    assert "matching image or model" in notes.errors[-1]
+    assert "use a model trained on images like these" in notes.errors[-1]
 
     # still usable: the right model works
     session.set_model(tiny_bundle(), "gray model")

@@ -296,15 +296,15 @@ class Engine:
         try:
             self._send(proc, ("job", job_id, job, kwargs))
             while True:
+                if stop is not None and stop.is_set() and not stop_sent:
+                    stop_sent = True  # checked at every message: a flood of events must not
+                    self._send(proc, ("stop", job_id))  # hold a stop request back
                 try:
                     message = inbox.get(timeout=0.05)
                 except queue.Empty:
                     if proc.dead and inbox.empty():
                         message = ("died", job_id, proc.returncode(0.5))
                     else:
-                        if stop is not None and stop.is_set() and not stop_sent:
-                            stop_sent = True
-                            self._send(proc, ("stop", job_id))
                         continue
                 kind = message[0]
                 if kind == "event":
