@@ -38,7 +38,7 @@ START_TIMEOUT = 300.0
 def _child_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # no C++ info/warning chatter in napari's console
-    env.setdefault("KERAS_BACKEND", "tensorflow")
+    env["KERAS_BACKEND"] = "tensorflow"  # the engine's core is TensorFlow's (whatever set it)
     env.pop("QT_QPA_PLATFORM", None)
     # the engine imports the package napari's process imported (also from a source tree)
     package_root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
