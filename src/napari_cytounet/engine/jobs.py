@@ -160,6 +160,7 @@ def export_job(
 #: Live (interactive) sessions of this engine by key, newest last: each keeps its model warm.
 _LIVE: OrderedDict[str, Any] = OrderedDict()
 _LIVE_SIZE = 2
+_LIVE_LOCK = threading.Lock()
 
 
 def live_update_job(
@@ -178,13 +179,15 @@ def live_update_job(
     """
     from napari_cytounet.core.interactive import InteractiveSession
 
-    session = _LIVE.get(key)
-    if session is None:
-        session = InteractiveSession(warm(initial) if initial is not None else None)
-        _LIVE[key] = session
-        while len(_LIVE) > _LIVE_SIZE:
-            _LIVE.popitem(last=False)
-    _LIVE.move_to_end(key)
+    start = warm(initial) if initial is not None else None
+    with _LIVE_LOCK:  # every job runs in a thread of its own: one cache update at a time
+        session = _LIVE.get(key)
+        if session is None:
+            session = InteractiveSession(start)
+            _LIVE[key] = session
+            while len(_LIVE) > _LIVE_SIZE:
+                _LIVE.popitem(last=False)
+        _LIVE.move_to_end(key)
     yield from session.iter_update(image, labels, seconds=seconds, stop=stop)
 
 
