@@ -140,15 +140,46 @@ def test_export_writes_a_complete_package(package, trained):
 
 @pytest.mark.slow
 def test_package_passes_bioimageio_test_model_offline(package, tmp_path, monkeypatch):
+    import os
+
     from napari_cytounet.core.export import test_package
 
     monkeypatch.chdir(tmp_path)
+    environment = dict(os.environ)
     summary = test_package(package.path)
     assert list(tmp_path.iterdir()) == []  # TF weights unpacked elsewhere, not here
     failed = [(d.name, [e.msg for e in d.errors]) for d in summary.details if d.status != "passed"]
     assert summary.status == "passed", failed
     names = " ".join(d.name for d in summary.details)
     assert "keras_v3" in names and "tensorflow_saved_model_bundle" in names
+    # bioimageio.core (imported by this module before the package) must not have switched the
+    # processes started after it (engine, Dask workers, CLI runs) to Keras on PyTorch
+    # nor switched oneDNN off for them (test_model sets TF_ENABLE_ONEDNN_OPTS=0): Dask workers
+    # started afterwards computed other masks than this process
+    assert os.environ["KERAS_BACKEND"] == "tensorflow"
+    assert dict(os.environ) == environment
+
+
+def test_bioimageio_imported_first_leaves_children_on_tensorflow(tmp_path):
+    """A user's script that imports bioimageio.core first, then exports: children stay on TF."""
+    import os
+    import subprocess
+
+    code = (
+        "import os; os.environ.pop('KERAS_BACKEND', None)\n"
+        "import bioimageio.core\n"
+        "from napari_cytounet.core.bioimageio_io import require_bioimageio\n"
+        "require_bioimageio()\n"
+        "from bioimageio.core.backends import keras_backend\n"
+        "print(os.environ['KERAS_BACKEND'])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "tensorflow"
 
 
 # ---------------------------------------------------------------------------

@@ -54,6 +54,24 @@ def require_bioimageio(what: str = "bioimage.io export and import") -> None:
             f"{what} needs the optional bioimage.io libraries ({exc.name or exc} is missing); "
             f"install them with: {INSTALL_HINT}"
         ) from exc
+    keep_tensorflow_backend()
+
+
+def keep_tensorflow_backend() -> None:
+    """Make bioimageio.core run Keras on TensorFlow and leave ``KERAS_BACKEND`` as the core set it.
+
+    bioimageio.core reads ``KERAS_BACKEND`` once, when it is first imported (its default is
+    "torch"), and writes that value into ``os.environ`` when its Keras backend loads. Imported
+    before this package, it would turn every process started afterwards (the engine, Dask
+    workers, ``cytounet`` subprocesses) into a Keras-on-PyTorch process that fails without torch.
+    """
+    os.environ["KERAS_BACKEND"] = "tensorflow"
+    try:
+        from bioimageio.core._settings import settings
+    except ImportError:  # a release without that module reads the environment only
+        return
+    with contextlib.suppress(AttributeError, ValueError, TypeError):  # frozen or renamed
+        settings.keras_backend = "tensorflow"
 
 
 def is_bioimageio_source(path: str | os.PathLike) -> bool:
@@ -208,10 +226,30 @@ def test_package(path: str | os.PathLike, weight_format: str | None = None) -> A
     with (
         tempfile.TemporaryDirectory(prefix="cytounet-test-model-") as tmp,
         _working_dir(tmp),
+        _environment_kept(),
         warnings.catch_warnings(),
     ):
         warnings.simplefilter("ignore", UserWarning)
         return test_model(descr, weight_format=weight_format)
+
+
+@contextlib.contextmanager
+def _environment_kept():
+    """Undo what ``test_model`` writes into ``os.environ`` for the processes started later.
+
+    It sets ``TF_ENABLE_ONEDNN_OPTS=0`` (and bioimageio.core may set ``KERAS_BACKEND``):
+    this process's TensorFlow has read its settings already, but Dask workers and the
+    engine started afterwards would compute with other kernels than this process.
+    """
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        for name in set(os.environ) - set(saved):
+            del os.environ[name]
+        for name, value in saved.items():
+            if os.environ.get(name) != value:
+                os.environ[name] = value
 
 
 # ---------------------------------------------------------------------------
