@@ -43,24 +43,25 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .annotations import (
-    Annotation,
-    balanced_accuracy,
-    forest_step,
-    resolve_label_mode,
-    set_anchors,
-    stroke_sampler,
-)
+from .annotations import Annotation, balanced_accuracy, resolve_label_mode
 from .config import NormalizationConfig, UNetConfig
 from .data import content_hash, labels_to_targets, normalize_image
 from .errors import ConfigError, DataError
 from .events import PreviewReady, RoundFinished, RoundProgress
+from .interactive_round import (
+    FEATURE_SECONDS_PER_PIXEL,
+    FOREST_SECONDS_PER_PIXEL,
+    PREDICT_SECONDS_PER_PIXEL,
+    PROGRESS_SECONDS,
+    _Round,
+    _RoundSteps,
+)
 
 #: Architecture of the starter model (and of new models when it is missing).
 STARTER_UNET = UNetConfig(depth=3, base_filters=12, in_channels=1, classes=1, batch_norm=False)
@@ -68,15 +69,21 @@ STARTER_UNET = UNetConfig(depth=3, base_filters=12, in_channels=1, classes=1, ba
 STARTER_PATH = Path(__file__).resolve().parents[1] / "models" / "starter.keras"
 #: Seconds the first training step is expected to take (it traces the step).
 TRACE_SECONDS = 2.0
-#: First guess of the prediction time (seconds per pixel) before it is measured.
-PREDICT_SECONDS_PER_PIXEL = 0.5e-6
-#: Guesses of the forest's cost (features once per image; fitting and predicting each round).
-FEATURE_SECONDS_PER_PIXEL = 1.0e-6
-FOREST_SECONDS_PER_PIXEL = 1.0e-6
-#: Seconds between two :class:`RoundProgress` events.
-PROGRESS_SECONDS = 0.25
 #: Images up to this many pixels are predicted in one compiled call (larger: tiled).
 WHOLE_IMAGE_PIXELS = 4_000_000
+
+__all__ = [
+    "FEATURE_SECONDS_PER_PIXEL",
+    "FOREST_SECONDS_PER_PIXEL",
+    "PREDICT_SECONDS_PER_PIXEL",
+    "PROGRESS_SECONDS",
+    "STARTER_PATH",
+    "STARTER_UNET",
+    "TRACE_SECONDS",
+    "WHOLE_IMAGE_PIXELS",
+    "InteractiveSession",
+    "SessionSettings",
+]
 
 
 @dataclass
@@ -127,17 +134,6 @@ class SessionSettings:
     seed: int = 0
 
 
-@dataclass
-class _Round:
-    steps: int = 0
-    loss: float = float("nan")
-    record: dict[str, Any] = field(default_factory=dict)
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
 def _load_model(model: Any) -> Any:
     """A ModelBundle from ``None`` (starter), a bundle, or a path."""
     from .bundle import ModelBundle, load_bundle
@@ -156,7 +152,7 @@ def _load_model(model: Any) -> Any:
     )
 
 
-class InteractiveSession:
+class InteractiveSession(_RoundSteps):
     """A warm UNet for the interactive loop: ``update(image, labels, seconds) -> mask``.
 
     Parameters
@@ -305,137 +301,6 @@ class InteractiveSession:
             entry.weight = np.zeros_like(weight)  # nothing annotated before this call
         entry.set_labels(target, weight, self.settings.correction_weight)
         return entry
-
-    # ------------------------------------------------------------------ the round
-
-    def _forest_preview(self, entry: Annotation) -> np.ndarray:
-        """Fit the forest on every annotated image; return the probability of ``entry``.
-
-        Large images are classified at half resolution (features cost 4x less;
-        the probability is upsampled), which is plenty for a preview and for
-        pseudo-labels away from object borders.
-        """
-        from .pixel_classifier import PixelClassifier, pixel_features
-
-        entries = list(self._annotated.values())
-        step = {e.key: forest_step(e.image) for e in entries}
-        for e in entries:
-            if e.features is None:
-                e.features = pixel_features(e.image[:: step[e.key], :: step[e.key]])
-        forest = PixelClassifier(seed=self.settings.seed)
-        forest.fit([e.image for e in entries],
-                   [e.scribbles[:: step[e.key], :: step[e.key]] for e in entries],
-                   features=[e.features for e in entries])  # fmt: skip
-        self._forest = forest
-        f = step[entry.key]
-        prob = forest.predict_proba(entry.image, entry.features)
-        if f > 1:
-            h, w = entry.x.shape[:2]
-            prob = np.repeat(np.repeat(prob, f, axis=0), f, axis=1)[:h, :w]
-        s = self.settings
-        set_anchors(entry, prob, s.pseudo_weight, s.pseudo_confidence, s.release_radius)
-        return prob
-
-    def _time_to_train(self, entry: Annotation, t0: float, seconds: float) -> bool:
-        """Whether the budget leaves time for the forest, a few training steps and the answer."""
-        h, w = entry.x.shape[:2]
-        pixels = h * w / forest_step(entry.image) ** 2
-        forest = 0.0 if entry.features is not None else FEATURE_SECONDS_PER_PIXEL * pixels
-        forest += FOREST_SECONDS_PER_PIXEL * pixels
-        tracing = self._tracer is not None and self._tracer.is_alive()
-        steps = 5 * self._step_seconds + (self._trace_seconds if tracing else 0.0)
-        answer = self._predict_seconds.get((h, w), PREDICT_SECONDS_PER_PIXEL * h * w)
-        return time.perf_counter() - t0 + forest + steps + answer < seconds
-
-    def _train(
-        self, entry: Annotation, t0: float, seconds: float, stop: threading.Event, state: _Round
-    ) -> Iterator[RoundProgress]:
-        """Fine-tune until the budget, less the final prediction, is spent."""
-        from .data import make_batches
-
-        s = self.settings
-        deadline = t0 + seconds
-        h, w = entry.x.shape[:2]
-        finish_cost = 1.3 * self._predict_seconds.get((h, w), PREDICT_SECONDS_PER_PIXEL * h * w)
-        finish_cost += 0.05
-        correcting = entry.corrected  # a correction round: a schedule of its own
-        sampler = stroke_sampler(list(self._annotated.values()), self._patch_size(),
-                                 s.seed + len(self._rounds), s.newest_bias)  # fmt: skip
-        batches = make_batches(sampler, s.batch_size, seed=s.seed + len(self._rounds))
-        self.warm_up(wait=True)  # traced in the background since the first call
-        state.record["backup"] = [v.copy() for v in self._model.get_weights()]
-        last_event = begun = time.perf_counter()
-        while not stop.is_set():
-            expected = self._step_seconds
-            if time.perf_counter() + expected + finish_cost > deadline:
-                break
-            x, y = next(batches)
-            started = time.perf_counter()
-            rate = s.learning_rate
-            if correcting:  # cosine from the peak to a tenth of it over the round
-                done = (started - begun) / max(1e-6, deadline - begun)
-                rate = s.correction_learning_rate * (0.55 + 0.45 * np.cos(np.pi * min(1.0, done)))
-            try:
-                state.loss, _ = self._trainer.step(x, y, rate)
-            except DataError:  # the loss became NaN: this round is not adopted
-                state.record["diverged"] = True
-                state.steps += 1
-                break
-            took = time.perf_counter() - started
-            state.steps += 1
-            self._step_seconds = 0.7 * self._step_seconds + 0.3 * took
-            if time.perf_counter() - last_event > PROGRESS_SECONDS:
-                last_event = time.perf_counter()
-                elapsed = last_event - t0
-                yield RoundProgress(state.steps, state.loss, elapsed, seconds,
-                                    min(1.0, elapsed / seconds))  # fmt: skip
-
-    def _finish(
-        self, entry: Annotation, before: float | None, state: _Round, t0: float
-    ) -> RoundFinished:
-        """Predict, apply the never-worse rule, record the round."""
-        s = self.settings
-        after = None
-        adopted = False
-        if state.steps:
-            prob = self._probabilities(entry.x)
-            after = balanced_accuracy(prob, entry.target, entry.weight)
-            adopted = before is None or after is None or after >= before - s.tolerance
-            anchor = None if entry.pseudo is None else balanced_accuracy(
-                prob, entry.pseudo_target, entry.pseudo)  # fmt: skip
-            state.record["anchor"] = anchor
-            adopted = adopted and (anchor is None or anchor >= s.anchor_agreement)
-            adopted = adopted and not state.record.get("diverged", False)
-            if adopted:
-                for other in self._annotated.values():
-                    other.probabilities = None  # the weights changed
-                entry.probabilities = prob
-            else:
-                self._model.set_weights(state.record["backup"])
-        prob = entry.probabilities
-        anchor, n = state.record.get("anchor"), state.steps
-        if not n:
-            message = "No training in this round (no time left for it); the current model's answer."
-        elif adopted:
-            message = f"Trained {n} batches; kept (annotated: {_fmt(before)} -> {_fmt(after)})."
-        elif anchor is not None and anchor < s.anchor_agreement:
-            message = (f"Trained {n} batches but they changed pixels that were right before "
-                       f"(agreement {_fmt(anchor)}); kept the previous model.")  # fmt: skip
-        else:
-            message = (f"Trained {n} batches but the annotated pixels scored worse "
-                       f"({_fmt(before)} -> {_fmt(after)}); kept the previous model.")  # fmt: skip
-        seconds = time.perf_counter() - t0
-        self._rounds.append({
-            "round": len(self._rounds), "seconds": round(seconds, 3), "steps": state.steps,
-            "patches": state.steps * s.batch_size, "adopted": adopted, "score": after,
-            "previous_score": before, "annotated_pixels": int((entry.weight > 0).sum()),
-            "anchor_agreement": state.record.get("anchor"),
-        })  # fmt: skip
-        return RoundFinished(
-            mask=prob > 0.5, probabilities=prob, adopted=adopted,
-            score=after if adopted or after is None else before, previous_score=before,
-            steps=state.steps, seconds=seconds, round=len(self._rounds) - 1, message=message,
-        )  # fmt: skip
 
     # ------------------------------------------------------------------ public
 
