@@ -35,17 +35,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .bundle_files import (
-    FORMAT_VERSION,
-    LEGACY_SUFFIXES,
-    RECORD_NAME,
-    library_versions,
-    load_bundle,
-    record_path,
-    save_bundle,
-)
+from .bundle_files import FORMAT_VERSION, LEGACY_SUFFIXES, RECORD_NAME
 from .bundle_keras import _keras_load
 from .config import NormalizationConfig, TrainingConfig, UNetConfig
+
+# in the order of the API reference
+# isort: off
+from .bundle_files import library_versions, record_path, save_bundle, load_bundle
+
+# isort: on
 
 __all__ = [
     "FORMAT_VERSION",

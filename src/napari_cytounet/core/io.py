@@ -38,15 +38,18 @@ import numpy as np
 
 from .errors import DataError
 from .files import atomic_write
-from .io_folders import MASK_SUFFIXES, Pairing, list_images, pair_folders
 from .io_read import (
-    IMAGE_EXTENSIONS,
     TIFF_EXTENSIONS,
     PathLike,
     _read,  # noqa: F401  (imported from here by quality.check_folders)
-    read_image,
-    read_mask,
 )
+
+# in the order of the API reference
+# isort: off
+from .io_read import IMAGE_EXTENSIONS, read_image, read_mask
+from .io_folders import MASK_SUFFIXES, Pairing, list_images, pair_folders
+
+# isort: on
 
 __all__ = [
     "IMAGE_EXTENSIONS",

@@ -35,9 +35,13 @@ Examples
 
 from __future__ import annotations
 
+# in the order of the API reference
+# isort: off
+from .metrics_pixel import dice, iou, precision, recall, error_map
 from .metrics_objects import ObjectMatch, match_objects
-from .metrics_pixel import dice, error_map, iou, precision, recall
 from .metrics_table import ScoreRow, ScoreTable, score
+
+# isort: on
 
 __all__ = [
     "ObjectMatch",

@@ -1,24 +1,15 @@
-"""Pixel metrics of a segmentation against ground truth: Dice, IoU, precision, recall.
+"""Pixel metrics: Dice, IoU, precision and recall over foreground pixels, and an error map.
 
-Every nonzero value is foreground. With ``TP``, ``FP`` and ``FN`` the true-positive,
-false-positive and false-negative pixel counts:
-
-* Dice = 2 TP / (2 TP + FP + FN)
-* IoU (Jaccard) = TP / (TP + FP + FN)
-* precision = TP / (TP + FP)
-* recall = TP / (TP + FN)
-
-When prediction and truth are both empty every metric is 1.0; when exactly one of
-them is empty every metric is 0.0. The functions are re-exported by
-:mod:`napari_cytounet.core.metrics`.
+Every nonzero value is foreground. The formulas, and the scores of empty masks (1.0 when
+both are empty, 0.0 when only one is), are given in :mod:`napari_cytounet.core.metrics`,
+which re-exports these functions.
 
 Examples
 --------
 >>> import numpy as np
->>> truth = np.zeros((4, 4), bool); truth[:2, :2] = True
->>> pred = np.zeros((4, 4), bool); pred[:2, :3] = True
->>> round(dice(pred, truth), 3), round(iou(pred, truth), 3)
-(0.8, 0.667)
+>>> pred, truth = np.array([1, 1, 0, 0]), np.array([1, 0, 0, 0])
+>>> precision(pred, truth), recall(pred, truth)
+(0.5, 1.0)
 """
 
 from __future__ import annotations

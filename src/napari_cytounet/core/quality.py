@@ -57,8 +57,13 @@ from .quality_checks import (
     _reduce_identical_channels,
     _spatial_shape,
 )
-from .quality_outlines import OUTLINE_THRESHOLD, OutlineEvidence, is_outline_only, outline_score
+
+# in the order of the API reference
+# isort: off
 from .quality_report import SEVERITY, Issue, QualityReport
+from .quality_outlines import OUTLINE_THRESHOLD, OutlineEvidence, outline_score, is_outline_only
+
+# isort: on
 
 __all__ = [
     "OUTLINE_THRESHOLD",
