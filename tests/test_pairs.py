@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import make_disks
 from napari_cytounet.core import pairs as pairs_module
 from napari_cytounet.core.checked_training import iter_checked_training, refusal_message
 from napari_cytounet.core.config import TrainingConfig, UNetConfig
@@ -21,8 +20,17 @@ TINY = TrainingConfig(epochs=1, steps_per_epoch=1, patch_size=32, batch_size=2, 
 TINY_UNET = UNetConfig(depth=2, base_filters=4)
 
 
+def _cells(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A 48x48 float image of three bright squares and their 0/1 mask."""
+    rng = np.random.default_rng(seed)
+    labels = np.zeros((48, 48), np.uint8)
+    for y, x in rng.integers(8, 40, size=(3, 2)):
+        labels[y - 6 : y + 6, x - 6 : x + 6] = 1
+    return 0.2 + 0.6 * labels + rng.normal(0.0, 0.05, labels.shape), labels
+
+
 def _write_pair(root: Path, name: str, seed: int, mask_name: str | None = None) -> None:
-    image, labels = make_disks((48, 48), n=3, seed=seed)
+    image, labels = _cells(seed)
     write_image(root / "images" / f"{name}.png", (image * 200).astype(np.uint8))
     write_image(root / "masks" / f"{mask_name or name}.png", (labels > 0).astype(np.uint8) * 255)
 
@@ -38,7 +46,7 @@ def clean(tmp_path: Path) -> Path:
 @pytest.fixture
 def messy(clean: Path) -> Path:
     """The clean set plus a colour mask, a corrupt image, an outline mask and orphans."""
-    image, labels = make_disks((48, 48), n=3, seed=7)
+    image, labels = _cells(7)
     write_image(clean / "images" / "colour.png", (image * 200).astype(np.uint8))
     rgb = np.zeros((48, 48, 3), np.uint8)
     rgb[..., 0] = (labels > 0) * 255
