@@ -208,9 +208,9 @@ def global_flags(parser: argparse.ArgumentParser, suppress: bool = False) -> Non
 
 
 def add_command(
-    sub: Any, name: str, *, common: argparse.ArgumentParser, epilog: str, help: str, summary: str
+    sub: Any, common: argparse.ArgumentParser, name: str, help: str, summary: str, epilog: str
 ) -> argparse.ArgumentParser:
-    """A subcommand's parser: the global flags, raw-text epilog (examples) and help."""
+    """A subcommand's parser: the global flags, its one-line help, summary and examples."""
     return sub.add_parser(
         name,
         parents=[common],
@@ -219,6 +219,12 @@ def add_command(
         help=help,
         description=summary,
     )
+
+
+def add_flags(parser: argparse.ArgumentParser, flags: dict[str, str]) -> None:
+    """Add on/off options: ``{"--flag": "help"}``."""
+    for flag, help in flags.items():
+        parser.add_argument(flag, action="store_true", help=help)
 
 
 def add_overwrite(parser: argparse.ArgumentParser, help: str) -> None:

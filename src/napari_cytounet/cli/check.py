@@ -15,6 +15,9 @@ from typing import Any
 
 from ._common import EXIT_OK, EXIT_PROBLEM, PROG, add_classes, add_command, add_labels, plural, say
 
+HELP = "check a training set before training"
+SUMMARY = "Check a training set before training."
+
 EPILOG = """\
 Finds unpaired files, unreadable files, image/mask shape mismatches, NaN or
 constant images, empty or all-foreground masks, non-binary masks and masks that
@@ -30,10 +33,7 @@ examples:
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add ``check`` to the subparsers ``sub``."""
-    p = add_command(
-        sub, "check", common=common, epilog=EPILOG, help="check a training set before training",
-        summary="Check a training set before training.",
-    )  # fmt: skip
+    p = add_command(sub, common, "check", HELP, SUMMARY, EPILOG)
     p.add_argument("images", metavar="IMAGES", help="folder of images")
     p.add_argument("masks", metavar="MASKS", help="folder of masks (or scribbles)")
     add_labels(p, "dense masks or scribbles (default dense)")

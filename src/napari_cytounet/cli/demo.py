@@ -27,6 +27,9 @@ from ._common import (
 )
 from .progress import TrainingProgress, graceful_stop
 
+HELP = "train, predict and score on the BBBC030 sample shipped with the package"
+SUMMARY = "Train, predict and score on the BBBC030 sample shipped with the package."
+
 EPILOG = """\
 Trains on the BBBC030 sample shipped with the package (4 training images,
 1 validation image; no network needed), predicts the validation image, scores
@@ -42,11 +45,7 @@ examples:
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add ``demo`` to the subparsers ``sub``."""
-    p = add_command(
-        sub, "demo", common=common, epilog=EPILOG,
-        help="train, predict and score on the BBBC030 sample shipped with the package",
-        summary="Train, predict and score on the BBBC030 sample shipped with the package.",
-    )  # fmt: skip
+    p = add_command(sub, common, "demo", HELP, SUMMARY, EPILOG)
     p.add_argument(
         "-o", "--out", metavar="DIR", default="cytounet-demo",
         help="output folder (default ./cytounet-demo)",

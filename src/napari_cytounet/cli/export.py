@@ -19,6 +19,9 @@ from typing import Any
 from ..core.errors import ModelError
 from ._common import add_command, add_overwrite, probability
 
+HELP = "export a model as a bioimage.io package (for deepImageJ, ilastik, ...)"
+SUMMARY = "Export a model as a bioimage.io model package (.bioimageio.zip)."
+
 EPILOG = """\
 The package holds the Keras weights (and a TensorFlow SavedModel converted
 from them), the normalisation as bioimage.io preprocessing, test input and
@@ -38,11 +41,7 @@ Examples:
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add ``export`` to the subparsers ``sub``."""
-    p = add_command(
-        sub, "export", common=common, epilog=EPILOG,
-        help="export a model as a bioimage.io package (for deepImageJ, ilastik, ...)",
-        summary="Export a model as a bioimage.io model package (.bioimageio.zip).",
-    )  # fmt: skip
+    p = add_command(sub, common, "export", HELP, SUMMARY, EPILOG)
     p.add_argument("model", metavar="MODEL.keras", help="trained model (.keras or legacy .h5)")
     p.add_argument(
         "-o",

@@ -28,6 +28,7 @@ from ._common import (
     EXIT_OK,
     UsageError,
     add_command,
+    add_flags,
     add_overwrite,
     first_few,
     nearest_existing,
@@ -39,6 +40,9 @@ from ._common import (
     tile_pixels,
     warn,
 )
+
+HELP = "segment images with a trained model"
+SUMMARY = "Segment images with a trained model."
 
 EPILOG = """\
 Writes one mask per image into OUT_DIR with the image's file name stem and
@@ -55,16 +59,18 @@ examples:
 """
 
 MASK_FORMATS = ("png", "tif")
+FLAGS = {
+    "--instances": "write instance labels (1, 2, 3... per object) instead of a binary mask",
+    "--split-touching": "split touching objects (distance watershed); implies --instances",
+    "--probabilities": "also write float32 probability maps (TIFF) to OUT_DIR/probabilities/",
+}
 #: Images kept in memory between the check of all inputs and the prediction.
 CACHE_BYTES = 512 * 2**20
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add ``predict`` to the subparsers ``sub``."""
-    p = add_command(
-        sub, "predict", common=common, epilog=EPILOG,
-        help="segment images with a trained model", summary="Segment images with a trained model.",
-    )  # fmt: skip
+    p = add_command(sub, common, "predict", HELP, SUMMARY, EPILOG)
     p.add_argument(
         "model", metavar="MODEL.keras",
         help="trained model (.keras, legacy .h5, or a bioimage.io .zip / rdf.yaml)",
@@ -82,18 +88,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         "--min-size", type=pixels, default=0, metavar="PX",
         help="remove objects smaller than this (default 0: keep all)",
     )  # fmt: skip
-    p.add_argument(
-        "--instances", action="store_true",
-        help="write instance labels (1, 2, 3... per object) instead of a binary mask",
-    )  # fmt: skip
-    p.add_argument(
-        "--split-touching", action="store_true",
-        help="split touching objects (distance watershed); implies --instances",
-    )  # fmt: skip
-    p.add_argument(
-        "--probabilities", action="store_true",
-        help="also write float32 probability maps (TIFF) to OUT_DIR/probabilities/",
-    )  # fmt: skip
+    add_flags(p, FLAGS)
     p.add_argument(
         "--tile-size", type=tile_pixels, metavar="PX", default=DEFAULT_TILE_SIZE,
         help=f"predict in tiles of this size to bound memory (default {DEFAULT_TILE_SIZE})",

@@ -17,6 +17,9 @@ from typing import Any
 from ..core.errors import DataError
 from ._common import EXIT_OK, UsageError, add_command, add_overwrite, probability, say, warn
 
+HELP = "compare predicted masks with ground truth (Dice, IoU, object F1)"
+SUMMARY = "Score predicted masks against ground truth."
+
 EPILOG = """\
 Predictions are matched to ground-truth masks by file name stem (cho01.png with
 cho01.png or cho01_mask.png); nonzero pixels are foreground. Prints Dice, IoU,
@@ -31,11 +34,7 @@ examples:
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add ``score`` to the subparsers ``sub``."""
-    p = add_command(
-        sub, "score", common=common, epilog=EPILOG,
-        help="compare predicted masks with ground truth (Dice, IoU, object F1)",
-        summary="Score predicted masks against ground truth.",
-    )  # fmt: skip
+    p = add_command(sub, common, "score", HELP, SUMMARY, EPILOG)
     p.add_argument("predictions", metavar="PRED_DIR", help="folder of predicted masks")
     p.add_argument("truth", metavar="TRUTH_DIR", help="folder of ground-truth masks")
     p.add_argument("--csv", metavar="FILE", help="also write the table as CSV")

@@ -49,6 +49,9 @@ from ._common import (
 )
 from .progress import TrainingProgress, graceful_stop
 
+HELP = "train a model on a folder of images and a folder of masks"
+SUMMARY = "Train a UNet on a folder of images and masks."
+
 EPILOG = """\
 Masks: 0 = background, any other value = foreground (instance ids are fine).
 Images and masks are matched by file name: cho01.png with cho01.png or
@@ -85,11 +88,7 @@ CONFIG_OPTIONS = {
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add ``train`` to the subparsers ``sub``."""
-    p = add_command(
-        sub, "train", common=common, epilog=EPILOG,
-        help="train a model on a folder of images and a folder of masks",
-        summary="Train a UNet on a folder of images and masks.",
-    )  # fmt: skip
+    p = add_command(sub, common, "train", HELP, SUMMARY, EPILOG)
     p.add_argument("images", metavar="IMAGES", help="folder of training images")
     p.add_argument("masks", metavar="MASKS", help="folder of masks (or scribbles) for them")
     p.add_argument(

@@ -482,17 +482,12 @@ def iter_segment(
     from .postprocess import postprocess
 
     t0 = time.perf_counter()
+    tiling = {
+        "channel_axis": channel_axis, "tile_size": tile_size, "overlap": overlap,
+        "batch_size": batch_size, "precision": precision, "jit": jit,
+    }  # fmt: skip
     prob = None
-    for item in iter_probabilities(
-        bundle,
-        image,
-        channel_axis=channel_axis,
-        tile_size=tile_size,
-        overlap=overlap,
-        batch_size=batch_size,
-        precision=precision,
-        jit=jit,
-    ):
+    for item in iter_probabilities(bundle, image, **tiling):
         if isinstance(item, PredictionProgress):
             yield item
         else:
