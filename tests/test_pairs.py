@@ -142,3 +142,17 @@ def test_check_then_train_reads_every_file_once(
     assert sorted(reads) == sorted(
         ["c1.png", "c2.png", "c10.png", "c1.png", "c2.png", "c10_mask.png", "v1.png", "v1.png"]
     )
+
+
+def test_check_then_train_on_arrays_has_the_same_rules(messy: Path) -> None:
+    from napari_cytounet.core.checked_training import check_then_train
+
+    data = read_pairs(messy / "images", messy / "masks", names=["c1", "outline"])
+    events = check_then_train(
+        data.images, data.masks, TINY, TINY_UNET, names=data.names,
+        validation=([data.images[0]], [data.masks[0]]), validation_names=["c1"],
+    )  # fmt: skip
+    checked = next(events)
+    assert checked.sets == ("training", "validation") and checked.error_codes == ["outline_only"]
+    with pytest.raises(DataError, match="outline-only"):
+        next(events)

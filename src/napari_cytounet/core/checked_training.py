@@ -1,12 +1,14 @@
-"""Check a training set on disk, then train on it: one event stream, each file read once.
+"""Check a training set, then train on it: one event stream, each file read once.
 
-:func:`iter_checked_training` reads the image and mask folders (and the
-validation folders, if any) once, running the quality check as it reads, and
-yields a :class:`~.events.QualityChecked` event with the reports. When the check
-finds errors or files without a partner, the run stops there with a
+:func:`iter_checked_training` (folders, for the CLI) and :func:`check_then_train`
+(arrays, for the engine and the widgets) share the rules and the events. The
+first reads the image and mask folders (and the validation folders, if any)
+once, running the quality check as it reads. Both yield a
+:class:`~.events.QualityChecked` event with the reports. When the check finds
+errors or files without a partner, the run stops there with a
 :class:`~.errors.DataError` unless ``force``; otherwise the training events of
-:func:`~.training.train` follow, on the arrays already read. Nothing here imports
-TensorFlow before the check has passed.
+:func:`~.training.train` follow, on the arrays already read. Nothing here
+imports TensorFlow before the check has passed.
 
 Examples
 --------
@@ -22,8 +24,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .config import TrainingConfig, UNetConfig
 from .errors import DataError
@@ -131,24 +133,81 @@ def iter_checked_training(
         force=force,
     )
     yield checked
-    refusal = refusal_message(checked, force_hint)
-    if refusal is not None and not force:
-        raise DataError(refusal)
+    _refuse(checked, force_hint)
     images, masks = data[0].training_arrays()
     validation = data[1].training_arrays() if len(data) > 1 else None
+    yield from _train(
+        images, masks, config, unet, initial, validation=validation, names=data[0].names,
+        validation_names=data[1].names if len(data) > 1 else None, stop=stop, jit=jit,
+    )  # fmt: skip
+
+
+def check_then_train(
+    images: Sequence[Any],
+    labels: Sequence[Any],
+    config: TrainingConfig | None = None,
+    unet: UNetConfig | None = None,
+    *,
+    names: Sequence[str] | None = None,
+    validation: tuple[Sequence[Any], Sequence[Any]] | None = None,
+    validation_names: Sequence[str] | None = None,
+    initial: ModelBundle | Callable[[], ModelBundle] | None = None,
+    force: bool = False,
+    force_hint: str = "force=True",
+    **train_options: Any,
+) -> Iterator[CheckedTrainingEvent]:
+    """Check training arrays (and validation arrays), then train: the same rules and events.
+
+    The in-memory twin of :func:`iter_checked_training` (for layers rather than
+    folders): yields :class:`~.events.QualityChecked` (one report per set, checked
+    with :func:`~.quality.check_dataset`), raises :class:`~.errors.DataError` when it
+    finds errors and ``force`` is False, else yields the events of
+    :func:`~.training.train`, to which ``train_options`` (``stop``, ``jit``,
+    ``checkpoints``) go.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> image = np.random.default_rng(0).random((32, 32))
+    >>> mask = np.zeros((32, 32), np.uint8); mask[8:24, 8:24] = 1
+    >>> next(check_then_train([image], [mask], names=["a"])).errors
+    0
+    """
+    from .quality import check_dataset
+
+    config = config if config is not None else TrainingConfig()
+    rules = {"label_mode": config.labels, "classes": unet.classes if unet is not None else 1}
+    reports = [check_dataset(images, labels, names=names, **rules)]
+    if validation is not None:
+        reports.append(check_dataset(*validation, names=validation_names, **rules))
+    sets = ("training", "validation")[: len(reports)]
+    checked = QualityChecked(tuple(reports), sets, sets, force=force)
+    yield checked
+    _refuse(checked, force_hint)
+    yield from _train(
+        images, labels, config, unet, initial, validation=validation, names=names,
+        validation_names=validation_names, **train_options,
+    )  # fmt: skip
+
+
+def _refuse(checked: QualityChecked, force_hint: str) -> None:
+    """Raise the refusal (DataError) of a blocking check that was not forced."""
+    refusal = refusal_message(checked, force_hint)
+    if refusal is not None and not checked.force:
+        raise DataError(refusal)
+
+
+def _train(
+    images: Sequence[Any],
+    labels: Sequence[Any],
+    config: TrainingConfig,
+    unet: UNetConfig | None,
+    initial: Any,
+    **options: Any,
+) -> Iterator[Any]:
+    """Load the initial model if it is a loader, then the events of :func:`~.training.train`."""
     if callable(initial):
         initial = initial()
     from .training import train
 
-    yield from train(
-        images,
-        masks,
-        config,
-        unet,
-        validation=validation,
-        initial=initial,
-        stop=stop,
-        names=data[0].names,
-        validation_names=data[1].names if len(data) > 1 else None,
-        jit=jit,
-    )
+    yield from train(images, labels, config, unet, initial=initial, **options)
