@@ -185,7 +185,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             _traceback(exc)
         message, code = _crash_message(exc)
         return _fail(message, code, False)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
