@@ -106,17 +106,15 @@ def load_set(args) -> tuple[list, list, list]:
                  for k in range(args.others + 1)]  # fmt: skip
         names = [f"{args.synthetic}-{k}" for k in range(len(pairs))]
         return [p[0] for p in pairs], [p[1] > 0 for p in pairs], names
-    from napari_cytounet.core.io import pair_folders, read_image, read_mask
+    from napari_cytounet.core.io import pair_folders
+    from napari_cytounet.core.pairs import read_pairs
 
-    pairing = pair_folders(args.images, args.masks)
-    names = pairing.names
+    names = pair_folders(args.images, args.masks).names
     if args.image not in names:
         sys.exit(f"error: --image {args.image} is not among the paired images ({len(names)})")
-    order = [names.index(args.image)] + [i for i in range(len(names)) if names[i] != args.image]
-    order = order[: args.others + 1]
-    images = [read_image(pairing.pairs[i][0]) for i in order]
-    masks = [read_mask(pairing.pairs[i][1]) > 0 for i in order]
-    return images, masks, [names[i] for i in order]
+    order = [args.image] + [name for name in names if name != args.image]
+    pairs = read_pairs(args.images, args.masks, names=order[: args.others + 1])
+    return pairs.images, [mask > 0 for mask in pairs.masks], pairs.names
 
 
 def play_session(images, masks, seconds, seed) -> list[dict]:

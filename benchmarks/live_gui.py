@@ -39,17 +39,15 @@ CORRECTIONS = 2
 
 def load(args) -> tuple[np.ndarray, np.ndarray, str]:
     """The image to annotate and its true mask (default: the BBBC030 sample shipped)."""
-    from napari_cytounet.core.io import read_image, read_mask
+    from napari_cytounet.core.pairs import read_pairs
 
     if args.images is None:
-        from napari_cytounet.sample_data import sample_paths
+        from napari_cytounet.sample_data import SAMPLE_DIR
 
-        image_path, mask_path = sample_paths("cho01")
-        return read_image(image_path), read_mask(mask_path) > 0, "cho01 (sample)"
-    name = args.image
-    image_path = next(p for p in sorted(args.images.iterdir()) if p.stem == name)
-    mask_path = next(p for p in sorted(args.masks.iterdir()) if p.stem == name)
-    return read_image(image_path), read_mask(mask_path) > 0, name
+        pairs = read_pairs(SAMPLE_DIR, SAMPLE_DIR, names=["cho01"])
+        return pairs.images[0], pairs.masks[0] > 0, "cho01 (sample)"
+    pairs = read_pairs(args.images, args.masks, names=[args.image])
+    return pairs.images[0], pairs.masks[0] > 0, args.image
 
 
 def pump_until(condition, timeout: float) -> float:

@@ -29,13 +29,12 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "bbbc030"
 
 
 def load_split(data: Path, split: str, labels: str = "masks") -> tuple[list, list, list]:
-    """Read a BBBC030 split: (images, masks, names)."""
-    from napari_cytounet.core.io import read_image, read_mask
+    """Read a BBBC030 split: (images, masks, names), in the order of the file names."""
+    from napari_cytounet.core.pairs import read_pairs
 
     names = sorted(p.stem for p in (data / split / "images").glob("*.png"))
-    images = [read_image(data / split / "images" / f"{n}.png") for n in names]
-    masks = [read_mask(data / split / labels / f"{n}.png") for n in names]
-    return images, masks, names
+    pairs = read_pairs(data / split / "images", data / split / labels, names=names)
+    return pairs.images, pairs.masks, pairs.names
 
 
 def main() -> None:
@@ -63,20 +62,15 @@ def main() -> None:
     val_images, val_masks, val_names = load_split(args.data, "validation")
     load_seconds = time.perf_counter() - t_load
 
-    defaults = TrainingConfig()
-    config = TrainingConfig(
+    given = {"patch_size": args.patch_size, "batch_size": args.batch_size, "learning_rate": args.lr}
+    config = TrainingConfig(  # a value given is used (0 is refused by the config)
         epochs=None,
         max_time=args.max_time,
-        patch_size=args.patch_size or defaults.patch_size,
-        batch_size=args.batch_size or defaults.batch_size,
-        learning_rate=args.lr or defaults.learning_rate,
         seed=args.seed,
+        **{k: v for k, v in given.items() if v is not None},
     )
-    unet_defaults = UNetConfig()
-    unet = UNetConfig(
-        depth=args.depth or unet_defaults.depth,
-        base_filters=args.filters or unet_defaults.base_filters,
-    )
+    architecture = {"depth": args.depth, "base_filters": args.filters}
+    unet = UNetConfig(**{k: v for k, v in architecture.items() if v is not None})
     t0 = time.perf_counter()
     finished = None
     curve = []

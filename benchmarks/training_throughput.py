@@ -41,14 +41,14 @@ def main() -> None:
     from napari_cytounet.core.config import TrainingConfig, UNetConfig
     from napari_cytounet.core.data import PatchSampler, prepare_examples
     from napari_cytounet.core.events import BatchEnd, TrainingFinished
-    from napari_cytounet.core.io import read_image, read_mask
     from napari_cytounet.core.model import build_unet
+    from napari_cytounet.core.pairs import read_pairs
     from napari_cytounet.core.precision import device_description, use_xla
     from napari_cytounet.core.training import train
 
     names = sorted(p.stem for p in (DATA / "train" / "images").glob("*.png"))[:6]
-    images = [read_image(DATA / "train" / "images" / f"{n}.png") for n in names]
-    masks = [read_mask(DATA / "train" / "masks" / f"{n}.png") for n in names]
+    pairs = read_pairs(DATA / "train" / "images", DATA / "train" / "masks", names=names)
+    images, masks = pairs.images, pairs.masks
     ps, bs, steps = args.patch_size, args.batch_size, args.steps
     unet = UNetConfig()
 

@@ -223,12 +223,10 @@ def _display(path: Path) -> str:
 
 def load_split(data: Path, split: str, labels: str) -> tuple[list, list, list[str]]:
     """Images, labels and names of one split, paired by file stem."""
-    from napari_cytounet.core.io import pair_folders, read_image, read_mask
+    from napari_cytounet.core.pairs import read_pairs
 
-    pairing = pair_folders(data / split / "images", data / split / labels)
-    images = [read_image(image) for image, _ in pairing.pairs]
-    masks = [read_mask(mask) for _, mask in pairing.pairs]
-    return images, masks, pairing.names
+    pairs = read_pairs(data / split / "images", data / split / labels)
+    return pairs.images, pairs.masks, pairs.names
 
 
 def train_run(labels: str, title: str, args: argparse.Namespace, validation: tuple) -> dict:

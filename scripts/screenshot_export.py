@@ -34,12 +34,12 @@ def train_model(path: Path, seconds: float) -> Path:
     """A depth-3 UNet trained on the shipped samples for ``seconds``, saved to ``path``."""
     from napari_cytounet.core.bundle import save_bundle
     from napari_cytounet.core.config import TrainingConfig, UNetConfig
-    from napari_cytounet.core.io import read_image, read_mask
+    from napari_cytounet.core.pairs import read_pairs
     from napari_cytounet.core.training import train
-    from napari_cytounet.sample_data import TRAIN_NAMES, sample_paths
+    from napari_cytounet.sample_data import SAMPLE_DIR, TRAIN_NAMES
 
-    images = [read_image(sample_paths(n)[0]) for n in TRAIN_NAMES]
-    masks = [read_mask(sample_paths(n)[1]) for n in TRAIN_NAMES]
+    pairs = read_pairs(SAMPLE_DIR, SAMPLE_DIR, names=TRAIN_NAMES)
+    images, masks = pairs.images, pairs.masks
     config = TrainingConfig(
         epochs=None,
         max_time=seconds,

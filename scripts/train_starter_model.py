@@ -60,16 +60,16 @@ def main(argv: list[str] | None = None) -> int:
     from napari_cytounet.core.config import TrainingConfig
     from napari_cytounet.core.events import EpochEnd, TrainingFinished
     from napari_cytounet.core.interactive import STARTER_UNET
-    from napari_cytounet.core.io import pair_folders, read_image, read_mask
+    from napari_cytounet.core.pairs import read_pairs
     from napari_cytounet.core.training import train
 
-    pairing = pair_folders(args.data / "train" / "images", args.data / "train" / "masks")
-    if not len(pairing):
+    pairs = read_pairs(args.data / "train" / "images", args.data / "train" / "masks")
+    if not len(pairs):
         print(f"error: no image/mask pairs under {args.data / 'train'}", file=sys.stderr)
         return 2
-    images = [read_image(i) for i, _ in pairing.pairs]
-    masks = [(read_mask(m) > 0).astype(np.uint8) for _, m in pairing.pairs]
-    names = list(pairing.names)
+    images = list(pairs.images)
+    masks = [(m > 0).astype(np.uint8) for m in pairs.masks]
+    names = list(pairs.names)
     s_images, s_masks, s_names = synthetic_set(args.synthetic, 384, args.seed)
     images += s_images
     masks += s_masks
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     bundle.name = "starter"
     bundle.extra["starter"] = {
         "trained_on": {
-            "bbbc030_train": pairing.names,
+            "bbbc030_train": pairs.names,
             "synthetic": {"looks_per_image": s_names, "size": 384},
         },
         "never_trained_on": "BBBC030 validation images (cho01-cho20)",

@@ -247,7 +247,7 @@ def test_ctrl_c_once_saves_the_best_model_and_exits_130(
     import contextlib
     import threading
 
-    from napari_cytounet import cli
+    from napari_cytounet.cli import train as train_command
 
     @contextlib.contextmanager
     def pressed_once():
@@ -255,7 +255,7 @@ def test_ctrl_c_once_saves_the_best_model_and_exits_130(
         stop.set()
         yield stop
 
-    monkeypatch.setattr(cli, "graceful_stop", pressed_once)
+    monkeypatch.setattr(train_command, "graceful_stop", pressed_once)
     target = tmp_path / "tuned.keras"
     code, out, err = run(
         capsys, "-q", "train", data / "train/images", data / "train/masks", "-o", target,
@@ -303,6 +303,10 @@ BAD_OPTIONS = [
     ("train", ["--batch-size", "0"], "--batch-size"),
     ("train", ["--lr", "5"], "--lr"),
     ("train", ["--filters", "0"], "--filters"),
+    ("train", ["--lr", "0"], "--lr"),
+    ("train", ["--depth", "0"], "--depth"),
+    ("train", ["--seed", "-1"], "--seed"),
+    ("train", ["--classes", "0"], "--classes"),
     ("train", ["--labels", "outlines"], "--labels"),
     ("train", ["--loss", "mse"], "--loss"),
     ("train", ["--precision", "fp8"], "--precision"),
@@ -314,6 +318,7 @@ BAD_OPTIONS = [
     ("predict", ["--tile-size", "7"], "--tile-size"),
     ("score", ["--iou-threshold", "1.5"], "--iou-threshold"),
     ("check", ["--labels", "sparse"], "--labels"),
+    ("check", ["--classes", "0"], "--classes"),
     ("demo", ["--max-time", "0"], "--max-time"),
 ]
 
@@ -338,6 +343,36 @@ def test_nonsense_options_exit_2(
     assert named in err
     assert snapshot(data, model.parent) == before
     assert not (tmp_path / "out").exists() and not (tmp_path / "demo").exists()
+
+
+def test_every_command_takes_choices_and_limits_from_config() -> None:
+    """The option types of all commands use the constants of core.config (one source)."""
+    from napari_cytounet.cli import build_parser
+    from napari_cytounet.core import config
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    assert set(commands) == {"train", "predict", "score", "check", "demo", "export"}
+    actions = {(name, a.dest): a for name, parser in commands.items() for a in parser._actions}
+    for name in ("train", "check"):
+        assert tuple(actions[name, "labels"].choices) == config.LABEL_MODES
+        parse = actions[name, "classes"].type
+        assert parse(str(config.CLASSES_RANGE[1])) == config.CLASSES_RANGE[1]
+        with pytest.raises(Exception, match="must be"):
+            parse(str(config.CLASSES_RANGE[1] + 1))
+    assert actions["predict", "tile_size"].default == config.DEFAULT_TILE_SIZE
+    for limit in config.TILE_RANGE:
+        assert actions["predict", "tile_size"].type(str(limit)) == limit
+    for key, limits in (
+        (("train", "lr"), config.LEARNING_RATE_RANGE),
+        (("predict", "threshold"), config.THRESHOLD_RANGE),
+        (("score", "iou_threshold"), config.THRESHOLD_RANGE),
+        (("export", "threshold"), config.THRESHOLD_RANGE),
+    ):
+        parse = actions[key].type
+        assert parse(str(sum(limits) / 2)) == sum(limits) / 2
+        for outside in limits:  # open ranges: the ends themselves are refused
+            with pytest.raises(Exception, match="must be"):
+                parse(str(outside))
 
 
 def test_missing_required_output_exits_2(capsys: pytest.CaptureFixture, data: Path) -> None:
@@ -548,6 +583,18 @@ def test_script_help_and_check_do_not_import_tensorflow(data: Path) -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 1, result.stderr
     assert_one_line_error(result.stderr)
+
+
+def test_module_run_usage_error_exits_2(tmp_path: Path) -> None:
+    """``python -m napari_cytounet.cli``: a zarr usage error is exit 2, not a 'bug' (exit 1)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "napari_cytounet.cli", "predict", "m.keras", "a.zarr", "-o",
+         str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert_one_line_error(result.stderr)
+    assert "-o NAME.zarr" in result.stderr
 
 
 def test_script_incompatible_model_is_one_line(data: Path, tmp_path: Path) -> None:

@@ -101,11 +101,15 @@ def test_defaults_are_valid():
     TrainingConfig(epochs=None, max_time=60.0).validate()
 
 
-def test_validate_catches_later_changes():
+def test_training_config_is_frozen_and_changes_are_validated():
+    from dataclasses import FrozenInstanceError, replace
+
     cfg = TrainingConfig()
-    cfg.learning_rate = 3.0
+    with pytest.raises(FrozenInstanceError):
+        cfg.learning_rate = 3.0
     with pytest.raises(ConfigError, match="learning rate"):
-        cfg.validate()
+        replace(cfg, learning_rate=3.0)
+    assert replace(cfg, learning_rate=1e-3).learning_rate == 1e-3 and cfg.learning_rate == 2e-3
 
 
 def test_unet_properties():

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from .core.files import atomic_write, claim_outputs, refuse_foreign
-from .sample_data import SAMPLE_DIR, TRAIN_NAMES, VALIDATION_NAMES, sample_paths
+from .sample_data import SAMPLE_DIR, TRAIN_NAMES, VALIDATION_NAMES
 
 __all__ = [
     "DEFAULT_MAX_TIME",
@@ -181,14 +181,10 @@ def overlay_image(
 
 
 def _load(names: tuple[str, ...]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    from .core.io import read_image, read_mask
+    from .core.pairs import read_pairs
 
-    images, masks = [], []
-    for name in names:
-        image_path, mask_path = sample_paths(name)
-        images.append(read_image(image_path))
-        masks.append(read_mask(mask_path))
-    return images, masks
+    data = read_pairs(SAMPLE_DIR, SAMPLE_DIR, names=names)
+    return data.images, data.masks
 
 
 def _given(value: Any, default: Any) -> Any:
@@ -329,9 +325,8 @@ def run_demo(
     from .core.errors import DataError
     from .core.io import write_image, write_labels
     from .core.metrics import score
-    from .core.postprocess import postprocess
-    from .core.predict import predict_probabilities
-    from .core.training import _use_jit, train_model
+    from .core.predict import segment
+    from .core.training import train_model
 
     t0 = time.perf_counter()
     out = Path(out_dir).expanduser()
@@ -375,11 +370,9 @@ def run_demo(
     model_path = save_bundle(finished.bundle, out / "model.keras")
     bundle = load_bundle(model_path)  # predict with the saved model, as a user would
 
-    use_jit = _use_jit(jit)
     predictions, prediction_paths = [], []
     for name, image in zip(VALIDATION_NAMES, val_images):
-        prob = predict_probabilities(bundle, image, jit=use_jit)
-        mask = postprocess(prob, 0.5)
+        mask = segment(bundle, image, threshold=0.5, jit=jit)  # the core's one pipeline
         predictions.append(mask)
         prediction_paths.append(write_labels(out / f"{name}_prediction.png", mask * np.uint8(255)))
     table = score(predictions, val_masks, names=list(VALIDATION_NAMES))

@@ -35,6 +35,13 @@ CLASSES_RANGE = (1, 255)
 PATCH_RANGE = (16, 2048)
 BATCH_RANGE = (1, 1024)
 SEED_RANGE = (0, 2**31 - 1)
+TILE_RANGE = (32, 16384)
+# Open intervals (both ends excluded) of the probability-like settings.
+LEARNING_RATE_RANGE = (0.0, 1.0)
+THRESHOLD_RANGE = (0.0, 1.0)
+
+#: Tile side of prediction in pixels (bounds memory; see :mod:`.predict`).
+DEFAULT_TILE_SIZE = 1024
 
 
 def _number(name: str, value: Any) -> float:
@@ -170,13 +177,20 @@ class NormalizationConfig:
         return cls(**_known_fields(cls, data))
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainingConfig:
     """How to train.
 
     Training stops after ``epochs`` epochs or after ``max_time`` seconds,
     whichever comes first (set either to ``None`` to disable it; at least one
     must be set). An epoch is ``steps_per_epoch`` batches of random patches.
+    Frozen like the other configs: derive a changed copy with ``dataclasses.replace``.
+
+    Examples
+    --------
+    >>> from dataclasses import replace
+    >>> replace(TrainingConfig(epochs=5), learning_rate=1e-3).learning_rate
+    0.001
     """
 
     epochs: int | None = 20
@@ -196,7 +210,8 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.normalization, dict):
-            self.normalization = NormalizationConfig.from_dict(self.normalization)
+            norm = NormalizationConfig.from_dict(self.normalization)
+            object.__setattr__(self, "normalization", norm)  # frozen: only while building
         self.validate()
 
     def validate(self) -> None:
@@ -215,7 +230,8 @@ class TrainingConfig:
             )
         _check_range("patch_size", self.patch_size, PATCH_RANGE)
         _check_range("batch_size", self.batch_size, BATCH_RANGE)
-        if not 0 < _number("learning rate", self.learning_rate) < 1:
+        lo, hi = LEARNING_RATE_RANGE
+        if not lo < _number("learning rate", self.learning_rate) < hi:
             raise ConfigError(
                 f"learning rate must be between 0 and 1 (try 1e-3), got {self.learning_rate!r}."
             )

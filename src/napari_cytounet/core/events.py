@@ -19,6 +19,58 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from .bundle import ModelBundle
+    from .quality import Issue, QualityReport
+
+#: Issue codes of files left without a partner (their pair cannot be trained on).
+UNPAIRED_CODES = ("unpaired_image", "unpaired_mask")
+
+
+@dataclass(frozen=True)
+class QualityChecked:
+    """The quality check of a training run's data, before any training.
+
+    The first event of :func:`~napari_cytounet.core.checked_training.iter_checked_training`:
+    one :class:`~.quality.QualityReport` per checked set (``sets`` names them,
+    ``"training"`` then ``"validation"``), ``sources`` says where each came from.
+    ``blocking`` tells whether the run stops here unless forced.
+
+    Examples
+    --------
+    >>> from napari_cytounet.core.quality import QualityReport
+    >>> ev = QualityChecked((QualityReport([], 2),), ("training",), ("imgs + masks",))
+    >>> ev.errors, ev.unpaired, ev.blocking
+    (0, 0, False)
+    """
+
+    reports: tuple[QualityReport, ...]
+    sets: tuple[str, ...]
+    sources: tuple[str, ...]
+    force: bool = False
+
+    @property
+    def issues(self) -> list[Issue]:
+        """Every issue of every set, in order."""
+        return [issue for report in self.reports for issue in report.issues]
+
+    @property
+    def errors(self) -> int:
+        """Number of error-severity issues (they would waste a training run)."""
+        return sum(len(report.errors) for report in self.reports)
+
+    @property
+    def error_codes(self) -> list[str]:
+        """The distinct codes of the errors, sorted."""
+        return sorted({issue.code for report in self.reports for issue in report.errors})
+
+    @property
+    def unpaired(self) -> int:
+        """Number of files without a partner (left out of training)."""
+        return sum(1 for issue in self.issues if issue.code in UNPAIRED_CODES)
+
+    @property
+    def blocking(self) -> bool:
+        """True when errors or unpaired files stop the run (unless ``force``)."""
+        return bool(self.errors or self.unpaired)
 
 
 @dataclass(frozen=True)
@@ -130,6 +182,7 @@ class PredictionFinished:
 
 
 TrainingEvent = TrainingStarted | BatchEnd | EpochEnd | TrainingCheckpoint | TrainingFinished
+CheckedTrainingEvent = QualityChecked | TrainingEvent
 
 
 @dataclass(frozen=True)

@@ -30,12 +30,12 @@ from typing import Any
 import numpy as np
 
 from .bundle import ModelBundle
+from .config import DEFAULT_TILE_SIZE
 from .data import channel_axis_for, check_dtype, normalization_params, to_channels_last
 from .errors import DataError, ModelError
 from .events import PredictionFinished, PredictionProgress
 from .precision import use_xla
 
-DEFAULT_TILE_SIZE = 1024
 DEFAULT_BATCH_SIZE = 2
 
 _PREDICTORS: dict[tuple[int, bool], Any] = {}
@@ -482,17 +482,12 @@ def iter_segment(
     from .postprocess import postprocess
 
     t0 = time.perf_counter()
+    tiling = {
+        "channel_axis": channel_axis, "tile_size": tile_size, "overlap": overlap,
+        "batch_size": batch_size, "precision": precision, "jit": jit,
+    }  # fmt: skip
     prob = None
-    for item in iter_probabilities(
-        bundle,
-        image,
-        channel_axis=channel_axis,
-        tile_size=tile_size,
-        overlap=overlap,
-        batch_size=batch_size,
-        precision=precision,
-        jit=jit,
-    ):
+    for item in iter_probabilities(bundle, image, **tiling):
         if isinstance(item, PredictionProgress):
             yield item
         else:

@@ -56,10 +56,22 @@ RECALIBRATION_BATCHES = 8
 FINAL_LR_FRACTION = 0.05
 
 
-def _use_jit(jit: bool | None) -> bool:
+def resolve_jit(jit: bool | None) -> bool:
+    """Whether to compile with XLA: ``jit`` when given, else ``CYTOUNET_JIT``, else GPUs only.
+
+    The one rule for training and prediction (see :func:`.precision.use_xla`).
+
+    Examples
+    --------
+    >>> resolve_jit(False)
+    False
+    """
     from .precision import use_xla
 
     return use_xla(jit)
+
+
+_use_jit = resolve_jit  # the former private name
 
 
 def _round_up(value: int, multiple: int) -> int:
@@ -266,20 +278,20 @@ def prepare_training(
     from .model import build_unet
     from .precision import resolve_precision
 
-    config = replace(config) if config is not None else TrainingConfig()
+    config = config if config is not None else TrainingConfig()
     config.validate()
     if initial is not None:
         _check_initial(initial)
         unet = initial.unet
-        config.normalization = initial.normalization
+        config = replace(config, normalization=initial.normalization)
     examples, val_examples, unet = _prepare_data(
         images, labels, config, unet, initial, names, validation, validation_names
     )
-    config.patch_size = _round_up(config.patch_size, unet.divisor)
+    config = replace(config, patch_size=_round_up(config.patch_size, unet.divisor))
     seed = int(config.seed)
     keras.utils.set_random_seed(seed)
     precision = resolve_precision(config.precision)
-    use_jit = _use_jit(jit)
+    use_jit = resolve_jit(jit)
     model = build_unet(unet, dtype_policy=precision)
     if initial is not None:
         try:

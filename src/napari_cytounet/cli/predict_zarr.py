@@ -21,7 +21,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .core.errors import DataError, ModelError
+from ..core.errors import DataError, ModelError
+from ._common import EXIT_INTERRUPTED, EXIT_OK, UsageError, quiet_tensorflow, say
+from .predict import refuse_instances
 
 LOCAL_SCHEDULERS = ("threads", "processes")
 
@@ -45,8 +47,6 @@ def is_zarr_job(args: argparse.Namespace) -> bool:
     >>> is_zarr_job(argparse.Namespace(images="a.zarr", output="b.zarr", scheduler=None))
     True
     """
-    from .cli import UsageError
-
     zarr_job = _is_zarr(args.images) or _is_zarr(args.output)
     if not zarr_job and getattr(args, "scheduler", None) is not None:
         raise UsageError(
@@ -57,8 +57,6 @@ def is_zarr_job(args: argparse.Namespace) -> bool:
 
 def _check_args(args: argparse.Namespace) -> str:
     """Validate the zarr-specific combination of options; returns the scheduler."""
-    from .cli import UsageError
-
     if not _is_zarr(args.output):
         raise UsageError(
             f"a .zarr input is written to a zarr array: give -o NAME.zarr (not {args.output})"
@@ -80,7 +78,7 @@ def _check_args(args: argparse.Namespace) -> str:
 
 def _open_input(path_text: str, bundle: Any) -> tuple[Any, int | None]:
     """The input array (lazy for zarr) and its channel axis for this model."""
-    from .core.zarr_io import open_zarr_image
+    from ..core.zarr_io import open_zarr_image
 
     wanted = bundle.in_channels
     if _is_zarr(path_text):
@@ -90,7 +88,7 @@ def _open_input(path_text: str, bundle: Any) -> tuple[Any, int | None]:
         if axes and "c" in axes:
             return array, axes.index("c")
         return array, -1
-    from .core.io import read_image
+    from ..core.io import read_image
 
     path = Path(path_text).expanduser()
     if not path.is_file():
@@ -118,7 +116,7 @@ def predict_zarr(args: argparse.Namespace) -> int:
         raise ModelError(f"No model file at {model_path}; check the path or train one first.")
     if _is_zarr(args.images) and not Path(args.images).expanduser().exists():
         raise DataError(f"No zarr store at {Path(args.images).expanduser()}; check the path.")
-    from .core.zarr_io import connect
+    from ..core.zarr_io import connect
 
     where: Any = scheduler
     if scheduler not in LOCAL_SCHEDULERS:
@@ -131,19 +129,13 @@ def predict_zarr(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace, model_path: Path, where: Any) -> int:
-    from .cli import EXIT_INTERRUPTED, EXIT_OK, UsageError, _quiet_tensorflow, _say
-
-    _quiet_tensorflow(args.debug)
-    from .core.bundle import load_bundle
-    from .core.zarr_io import ZarrPrediction, iter_predict_to_zarr
+    quiet_tensorflow(args.debug)
+    from ..core.bundle import load_bundle
+    from ..core.zarr_io import ZarrPrediction, iter_predict_to_zarr
 
     bundle = load_bundle(model_path)
+    refuse_instances(bundle, args, model_path)
     instances = args.instances or args.split_touching
-    if bundle.classes > 1 and instances:
-        raise UsageError(
-            f"--instances/--split-touching work with binary models, but {model_path.name} has "
-            f"{bundle.classes} classes; drop the option"
-        )
     image, axis = _open_input(args.images, bundle)
     bar = None
     result = None
@@ -191,7 +183,7 @@ def _predict(args: argparse.Namespace, model_path: Path, where: Any) -> int:
             bar.close()
     what = "instance labels" if instances else "masks"
     skipped = f", {result.skipped} found done earlier" if result.skipped else ""
-    _say(
+    say(
         f"Wrote {what} {'x'.join(map(str, result.shape))} ({result.dtype}) to {result.path} "
         f"({result.blocks} blocks predicted{skipped}; {result.seconds:.1f} s)."
     )

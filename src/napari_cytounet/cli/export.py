@@ -1,7 +1,6 @@
 """``cytounet export``: write a model as a bioimage.io model package.
 
-Kept beside :mod:`napari_cytounet.cli`, which adds this subcommand with
-:func:`add_export_parser`. Nothing heavy is imported until the command runs.
+Nothing heavy is imported until the command runs.
 
 Examples
 --------
@@ -17,9 +16,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .core.errors import ModelError
+from ..core.errors import ModelError
+from ._common import add_command, add_overwrite, probability
 
-EXPORT_EPILOG = """\
+HELP = "export a model as a bioimage.io package (for deepImageJ, ilastik, ...)"
+SUMMARY = "Export a model as a bioimage.io model package (.bioimageio.zip)."
+
+EPILOG = """\
 The package holds the Keras weights (and a TensorFlow SavedModel converted
 from them), the normalisation as bioimage.io preprocessing, test input and
 output arrays cut from a real image (default: the BBBC030 sample shipped with
@@ -36,16 +39,9 @@ Examples:
 """
 
 
-def add_export_parser(sub: Any, common: argparse.ArgumentParser, formatter: Any) -> None:
-    """Add the ``export`` subcommand to the ``cytounet`` parser's subparsers ``sub``."""
-    p = sub.add_parser(
-        "export",
-        parents=[common],
-        formatter_class=formatter,
-        epilog=EXPORT_EPILOG,
-        help="export a model as a bioimage.io package (for deepImageJ, ilastik, ...)",
-        description="Export a model as a bioimage.io model package (.bioimageio.zip).",
-    )
+def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add ``export`` to the subparsers ``sub``."""
+    p = add_command(sub, common, "export", HELP, SUMMARY, EPILOG)
     p.add_argument("model", metavar="MODEL.keras", help="trained model (.keras or legacy .h5)")
     p.add_argument(
         "-o",
@@ -69,7 +65,7 @@ def add_export_parser(sub: Any, common: argparse.ArgumentParser, formatter: Any)
     p.add_argument("--tag", action="append", metavar="TAG", help="a search tag (repeatable)")
     p.add_argument(
         "--threshold",
-        type=float,
+        type=probability,
         default=0.5,
         help="probability threshold stated in the package (default 0.5)",
     )
@@ -83,19 +79,19 @@ def add_export_parser(sub: Any, common: argparse.ArgumentParser, formatter: Any)
         action="store_true",
         help="leave out the TensorFlow SavedModel weights (smaller, faster)",
     )
-    p.add_argument("--overwrite", action="store_true", help="replace an existing package")
+    add_overwrite(p, "replace an existing package")
     p.add_argument(
         "--test",
         action="store_true",
         help="run bioimageio.core's test_model on the package afterwards (offline)",
     )
-    p.set_defaults(func=cmd_export)
+    p.set_defaults(func=run)
 
 
-def cmd_export(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run ``cytounet export``; returns the exit code (0, or 1 when --test fails)."""
-    from .core.bioimageio_io import require_bioimageio
-    from .core.export import ExportOptions, package_path
+    from ..core.bioimageio_io import require_bioimageio
+    from ..core.export import ExportOptions, package_path
 
     model_path = Path(args.model).expanduser()
     if not model_path.is_file():
@@ -114,9 +110,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         saved_model=not args.no_saved_model,
     )
-    from .core.bundle import load_bundle
-    from .core.export import export_bioimageio, test_package
-    from .core.io import read_image
+    from ..core.bundle import load_bundle
+    from ..core.export import export_bioimageio, test_package
+    from ..core.io import read_image
 
     sample = read_image(Path(args.sample).expanduser()) if args.sample else None
     bundle = load_bundle(model_path)
