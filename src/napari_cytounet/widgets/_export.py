@@ -165,7 +165,7 @@ class ExportSection:
             on_event=self._on_event,
             on_done=self.refresh,
         )
-        self.refresh()  # the button waits for the export (enabled again by refresh when done)
+        self.refresh()  # the button is disabled while the export runs
         return True
 
     def _sample_plane(self) -> Any:
