@@ -70,7 +70,14 @@ class TrainingRun:
 
 
 def batch_text(event: BatchEnd) -> str:
-    """The status line during an epoch: where it is, loss, Dice and the time left."""
+    """The status line during an epoch: where it is, loss, Dice and the time left.
+
+    Examples
+    --------
+    >>> from napari_cytounet.core.events import BatchEnd
+    >>> batch_text(BatchEnd(2, 10, 5, 25, loss=0.31, dice=0.82, elapsed=12.0, remaining=75.0))
+    'Epoch 2/10 · batch 5/25 · loss 0.310 · Dice 0.820 · 1 min 15 s left'
+    """
     epochs = f"/{event.epochs}" if event.epochs else ""
     return (
         f"Epoch {event.epoch}{epochs} · batch {event.batch}/{event.batches} · "
@@ -80,7 +87,15 @@ def batch_text(event: BatchEnd) -> str:
 
 
 def started_text(event: TrainingStarted) -> str:
-    """The status line once the engine has built the model."""
+    """The status line once the engine has built the model.
+
+    Examples
+    --------
+    >>> from napari_cytounet.core.events import TrainingStarted
+    >>> text = started_text(TrainingStarted(2, None, 25, 128, 16, "float32", 3, 1, 1_940_817))
+    >>> text.split(";")[0]
+    'Training on 3 image(s) (1 for validation), 1,940,817 parameters, float32'
+    """
     return (
         f"Training on {event.n_images} image(s) "
         f"({event.n_validation} for validation), {event.parameters:,} parameters, "

@@ -34,6 +34,11 @@ class StartingPoint:
         The session's current model (a bundle), or ``None``.
     model_file
         The model file to continue from.
+
+    Examples
+    --------
+    >>> StartingPoint("file", model_file="cells.keras").start
+    'file'
     """
 
     start: str
@@ -43,7 +48,16 @@ class StartingPoint:
 
 
 def collect_pairs(pairs: list[tuple[Any, Any]]) -> tuple[list[Any], list[Any], list[str], list]:
-    """Images, labels and names of every annotated plane of ``pairs``, and the pairs' names."""
+    """Images, labels and names of every annotated plane of ``pairs``, and the pairs' names.
+
+    Examples
+    --------
+    >>> images, labels, names, pair_names = collect_pairs(  # doctest: +SKIP
+    ...     [(viewer.layers["cells"], viewer.layers["cells mask"])]
+    ... )
+    >>> names, pair_names  # doctest: +SKIP
+    (['cells'], [('cells', 'cells mask')])
+    """
     images: list[Any] = []
     labels: list[Any] = []
     names: list[str] = []
@@ -60,7 +74,13 @@ def collect_pairs(pairs: list[tuple[Any, Any]]) -> tuple[list[Any], list[Any], l
 def collect_validation(
     val_image: Any, val_labels: Any, pairs: list[tuple[Any, Any]]
 ) -> tuple[Any, list[str] | None, tuple[str, str] | None]:
-    """The validation arrays, their names and the pair's names (all ``None`` without one)."""
+    """The validation arrays, their names and the pair's names (all ``None`` without one).
+
+    Examples
+    --------
+    >>> collect_validation(None, None, [])
+    (None, None, None)
+    """
     if (val_image is None) != (val_labels is None):
         raise DataError("Choose both a validation image and its labels, or neither.")
     if val_image is None:
@@ -75,7 +95,17 @@ def collect_validation(
 
 
 def starting_fields(point: StartingPoint) -> dict[str, Any]:
-    """The request's ``unet``, ``initial`` or ``model_path`` for ``point`` (checked)."""
+    """The request's ``unet``, ``initial`` or ``model_path`` for ``point`` (checked).
+
+    Examples
+    --------
+    >>> starting_fields(StartingPoint("new", unet="config"))
+    {'unet': 'config'}
+    >>> starting_fields(StartingPoint("current"))
+    Traceback (most recent call last):
+    ...
+    napari_cytounet.core.errors.ModelError: There is no current model to continue from: ...
+    """
     if point.start == "new":
         return {"unet": point.unet}
     if point.start == "current":
@@ -145,6 +175,12 @@ def build_training_request(
 
 
 def model_source(request: TrainingRequest | None) -> str:
-    """How the session describes the model a finished ``request`` made."""
+    """How the session describes the model a finished ``request`` made.
+
+    Examples
+    --------
+    >>> model_source(None)
+    'trained in this session'
+    """
     fresh = request is None or (request.initial is None and request.model_path is None)
     return "trained in this session" if fresh else "fine-tuned in this session"
