@@ -10,5 +10,11 @@ One module per widget, each a ``magicgui.widgets.Container`` taking the viewer:
 
 Their jobs (train, predict, load, save) live in :mod:`._jobs` and run in the engine
 process (:mod:`napari_cytounet.engine`): napari's process never imports TensorFlow.
-No widget imports another widget's module.
+Every widget starts its jobs with :func:`._jobs.start_job`.
+
+No widget imports another widget's module: a widget imports the shared modules
+(``_common``, ``_jobs``, ``_layers``, ``_settings``, ``_session``, ``_scroll``, ``_plot``,
+``_live``, ``_export``) and its own parts, named after it (``_train_data``,
+``_train_request``, ``_train_progress``, ``_train_result``); ``tests/test_widget_imports.py``
+checks it.
 """

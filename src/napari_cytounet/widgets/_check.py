@@ -18,7 +18,6 @@ from napari_cytounet.core.errors import CytoUNetError
 from . import _layers
 from ._common import (
     LABEL_MODES,
-    Failed,
     JobRunner,
     connect_shutdown,
     header,
@@ -28,6 +27,7 @@ from ._common import (
     show_warning,
     wrap_text,
 )
+from ._jobs import start_job
 from ._scroll import ScrollingDock
 from ._settings import bind
 
@@ -97,23 +97,21 @@ class QualityCheckWidget(ScrollingDock):
             self._verdict.value = str(exc)
             return False
         self._verdict.value = f"Checking {len(images)} image(s)…"
-        self._check_btn.enabled = False
-        self._runner.start(
+        return start_job(
+            self._runner,
             check_job,
             images,
             labels,
             names,
             self._mode.value,
+            what="The quality check",
+            button=self._check_btn,
+            status=self._verdict,
+            failed="The check failed: see the notification.",
             on_event=self._on_event,
-            on_done=self._on_done,
         )
-        return True
 
     def _on_event(self, event: Any) -> None:
-        if isinstance(event, Failed):
-            self._verdict.value = "The check failed: see the notification."
-            notify_exception(event.error, "The quality check", event.details)
-            return
         self.report = event
         self._details.value = event.format()
         if event.errors:
@@ -125,9 +123,6 @@ class QualityCheckWidget(ScrollingDock):
         else:
             self._verdict.value = f"✓ {event.summary()}: ready to train."
             show_info(f"Quality check: {event.summary()}.")
-
-    def _on_done(self) -> None:
-        self._check_btn.enabled = True
 
 
 __all__ = ["QualityCheckWidget", "show_error"]

@@ -241,13 +241,14 @@ def connect_shutdown(
     """
     from napari_cytounet.engine import get_engine
 
-    state = {"docked": False}
+    docked = down = False
     get_engine().hold(widget)
 
     def _shutdown(*_: Any) -> None:
-        if state.get("down"):
+        nonlocal down
+        if down:
             return
-        state["down"] = True
+        down = True
         if always is not None:
             always()
         busy = any(runner.running for runner in runners)
@@ -258,9 +259,10 @@ def connect_shutdown(
         get_engine().release(widget)
 
     def _parent_changed(parent: Any) -> None:
+        nonlocal docked
         if parent is not None:
-            state["docked"] = True
-        elif state["docked"]:
+            docked = True
+        elif docked:
             _shutdown()
 
     widget.native.destroyed.connect(_shutdown)

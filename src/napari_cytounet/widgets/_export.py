@@ -29,8 +29,8 @@ from magicgui.widgets import (
 from napari_cytounet.engine import get_engine
 from napari_cytounet.engine.events import Exported
 
-from ._common import Failed, JobRunner, header, notify_exception, show_error, show_info, wrap_text
-from ._jobs import engine_status
+from ._common import JobRunner, header, notify_exception, show_error, show_info, wrap_text
+from ._jobs import start_job
 from ._settings import bind
 
 SECTION = "export"
@@ -151,17 +151,21 @@ class ExportSection:
             notify_exception(exc, "Exporting")
             return False
         self.status.value = f"Exporting {Path(target).name}…"
-        self.runner.start(
+        start_job(
+            self.runner,
             export_job,
             bundle,
             Path(target),
             options,
             sample,
             bool(self.overwrite.value),
+            what="Exporting to bioimage.io",
+            status=self.status,
+            failed="Export failed; nothing was written.",
             on_event=self._on_event,
             on_done=self.refresh,
         )
-        self.refresh()
+        self.refresh()  # the button is disabled while the export runs
         return True
 
     def _sample_plane(self) -> Any:
@@ -176,14 +180,6 @@ class ExportSection:
         return np.asarray(data[(0,) * lead]) if lead > 0 else np.asarray(data)
 
     def _on_event(self, event: Any) -> None:
-        if isinstance(event, Failed):
-            notify_exception(event.error, "Exporting to bioimage.io", event.details)
-            self.status.value = "Export failed; nothing was written."
-            return
-        status = engine_status(event)
-        if status is not None:
-            self.status.value = status
-            return
         if not isinstance(event, Exported):
             return
         result = event.result

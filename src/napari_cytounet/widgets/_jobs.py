@@ -4,7 +4,9 @@ Each job is a generator for :class:`~._common.JobRunner` (a napari thread
 worker): it sends a request to the engine process (:mod:`napari_cytounet.engine`)
 and yields the events the engine sends back. napari's process never imports
 TensorFlow. Every widget that runs a model job imports it from here; no widget
-imports another widget's module.
+imports another widget's module. Every widget starts its jobs, model jobs or not,
+with :func:`start_job`: one place that disables the button, shows the engine's
+status, turns a failure into a notification and re-enables the button.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ __all__ = [
     "predict_job",
     "save_job",
     "save_target",
+    "start_job",
     "start_save",
     "training_job",
 ]
@@ -47,6 +50,82 @@ __all__ = [
 #: Answers "replace this file, which is not a model?" (``path -> bool``). ``None``: ask the
 #: user in a dialog. Scripts and tests set it to answer without a dialog.
 CONFIRM_OVERWRITE: Callable[[Path], bool] | None = None
+
+
+def start_job(
+    runner: JobRunner,
+    job: Callable[..., Iterator[Any]],
+    *args: Any,
+    what: str,
+    on_event: Callable[[Any], None] | None = None,
+    on_done: Callable[[], None] | None = None,
+    on_failed: Callable[[Failed], str | None] | None = None,
+    button: Any = None,
+    status: Any = None,
+    failed: str | None = None,
+    stoppable: bool = False,
+) -> bool:
+    """Start ``job(*args)`` in ``runner``: the one way a widget starts a background job.
+
+    It does what every widget did by hand around :meth:`JobRunner.start`:
+
+    - ``button`` (a magicgui button, optional) is disabled now and enabled again when the
+      job has ended, before ``on_done`` is called;
+    - the engine's own events (starting, ready) set the text of ``status`` (a magicgui
+      ``Label``, optional); without ``status`` they go to ``on_event`` like the others;
+    - a failure (the job raised: a final :class:`~._common.Failed` event) first goes to
+      ``on_failed``. When that returns a text, the failure is handled: the text goes to
+      ``status``. Otherwise (no ``on_failed``, or it returned ``None``) ``status`` reads
+      ``failed`` (default ``"<what> failed: see the notification."``) and the error is
+      shown as a napari notification (:func:`~._common.notify_exception`, ``what`` naming
+      the operation in the message of an unexpected error);
+    - every other event goes to ``on_event`` (in the main thread);
+    - with ``stoppable``, a new :class:`threading.Event` is passed to the job as its last
+      positional argument and becomes the runner's stop event (:meth:`JobRunner.request_stop`).
+
+    Returns ``False`` (and starts nothing) when the runner already runs a job, else ``True``.
+    Validation of the user's choices stays with the widget, before this call.
+
+    Examples
+    --------
+    >>> start_job(  # doctest: +SKIP
+    ...     self._runner, load_job, path, what="Loading the model", button=self._load_btn,
+    ...     status=self._summary, on_event=self._on_loaded, stoppable=True,
+    ... )
+    True
+    """
+    if runner.running:
+        return False
+
+    def _event(event: Any) -> None:
+        if isinstance(event, Failed):
+            text = on_failed(event) if on_failed is not None else None
+            handled = text is not None
+            if not handled:
+                text = failed if failed is not None else f"{what} failed: see the notification."
+            if status is not None:
+                status.value = text
+            if not handled:
+                notify_exception(event.error, what, event.details)
+            return
+        engine_text = engine_status(event) if status is not None else None
+        if engine_text is not None:
+            status.value = engine_text
+        elif on_event is not None:
+            on_event(event)
+
+    def _done() -> None:
+        if button is not None:
+            button.enabled = True
+        if on_done is not None:
+            on_done()
+
+    stop = threading.Event() if stoppable else None
+    if button is not None:
+        button.enabled = False
+    job_args = (*args, stop) if stop is not None else args
+    runner.start(job, *job_args, on_event=_event, on_done=_done, stop_event=stop)
+    return True
 
 
 def training_job(request: TrainingRequest, stop: threading.Event) -> Iterator[Any]:
@@ -178,8 +257,8 @@ def start_save(
     runner: JobRunner,
     value: Any,
     *,
-    on_saved: Any,
-    on_done: Any,
+    on_saved: Callable[[Path | None], None],
+    on_done: Callable[[], None],
 ) -> Path | None:
     """Save the session's current model to the file named by ``value`` in ``runner``.
 
@@ -205,10 +284,6 @@ def start_save(
         return None
 
     def _on_event(event: Any) -> None:
-        if isinstance(event, Failed):
-            notify_exception(event.error, "Saving the model", event.details)
-            on_saved(None)
-            return
         if not isinstance(event, ModelSaved):
             return
         get_settings().set("model", "folder", str(event.path.parent))
@@ -216,6 +291,15 @@ def start_save(
         show_info(f"Saved the model to {event.path}")
         on_saved(event.path)
 
-    stop = threading.Event()
-    runner.start(save_job, bundle, path, stop, on_event=_on_event, on_done=on_done, stop_event=stop)
+    start_job(
+        runner,
+        save_job,
+        bundle,
+        path,
+        what="Saving the model",
+        on_event=_on_event,
+        on_failed=lambda _: on_saved(None),
+        on_done=on_done,
+        stoppable=True,
+    )
     return path

@@ -35,7 +35,7 @@ from napari_cytounet.engine.events import LiveModel
 
 from . import _layers
 from ._common import Failed, JobRunner, header, notify_exception, show_info, wrap_text
-from ._jobs import engine_status
+from ._jobs import engine_status, start_job
 
 #: Seconds of the first round (the engine and the model start in it).
 FIRST_ROUND_SECONDS = 5.0
@@ -212,7 +212,14 @@ class LiveSection:
         if not self._stopping or self.rounds == 0:
             self._end()
             return
-        self._fetcher.start(live_model_job, self._key, on_event=self._on_model, on_done=self._end)
+        start_job(
+            self._fetcher,
+            live_model_job,
+            self._key,
+            what="Keeping the live model",
+            on_event=self._on_model,
+            on_done=self._end,
+        )
 
     def _end(self) -> None:
         self._stopping = False
@@ -224,9 +231,7 @@ class LiveSection:
             self._session.set_busy("")
 
     def _on_model(self, event: Any) -> None:
-        if isinstance(event, Failed):
-            notify_exception(event.error, "Keeping the live model", event.details)
-        elif isinstance(event, LiveModel):
+        if isinstance(event, LiveModel):
             self._session.set_model(
                 event.bundle,
                 f"trained live in this session ({event.rounds} rounds)",
@@ -303,27 +308,28 @@ class LiveSection:
         image = np.asarray(_layers.layer_array(self._image))
         seconds = FIRST_ROUND_SECONDS if self.rounds == 0 else float(self.seconds.value)
         self._round_started = time.perf_counter()
-        stop = threading.Event()
-        self.runner.start(
+        start_job(
+            self.runner,
             live_round_job,
             self._key,
             image,
             labels,
             seconds,
             self._initial if self.rounds == 0 else None,
-            stop,
+            what="Live training",
             on_event=self._on_event,
+            on_failed=self._on_failed,
             on_done=self._on_round_done,
-            stop_event=stop,
+            stoppable=True,
         )
+
+    def _on_failed(self, _: Failed) -> None:
+        """A round failed (notified): stop, keeping the model if a round was answered."""
+        self.stop(keep=self.rounds > 0)
 
     def _on_event(self, event: Any) -> None:
         from napari_cytounet.core.events import PreviewReady, RoundFinished, RoundProgress
 
-        if isinstance(event, Failed):
-            notify_exception(event.error, "Live training", event.details)
-            self.stop(keep=self.rounds > 0)
-            return
         status = engine_status(event)
         if status is not None:
             self.status.value = f"Live: {status}"

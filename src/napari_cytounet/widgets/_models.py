@@ -8,7 +8,6 @@ current, and saves the current model atomically.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +17,6 @@ from napari_cytounet.core.errors import ModelError
 from napari_cytounet.core.records import format_record
 
 from ._common import (
-    Failed,
     JobRunner,
     connect_shutdown,
     header,
@@ -28,7 +26,7 @@ from ._common import (
     wrap_text,
 )
 from ._export import add_export_section
-from ._jobs import ModelLoaded, engine_status, load_job, start_save
+from ._jobs import ModelLoaded, load_job, start_job, start_save
 from ._plot import TrainingPlot
 from ._scroll import ScrollingDock
 from ._session import session_for
@@ -122,28 +120,20 @@ class ModelWidget(ScrollingDock):
             return False
         self._load_path.value = Path(path)
         self._summary.value = f"Loading {Path(path).name}…"
-        self._load_btn.enabled = False
-        stop = threading.Event()
-        self._runner.start(
+        return start_job(
+            self._runner,
             load_job,
             Path(path),
-            stop,
+            what="Loading the model",
+            button=self._load_btn,
+            status=self._summary,
             on_event=self._on_loaded,
-            on_done=self._on_done,
-            stop_event=stop,
+            on_done=self._on_session_changed,
+            stoppable=True,
         )
-        return True
 
     def _on_loaded(self, event: Any) -> None:
-        status = engine_status(event)
-        if status is not None:
-            self._summary.value = status
-            return
-        if not isinstance(event, (Failed, ModelLoaded)):
-            return
-        if isinstance(event, Failed):
-            notify_exception(event.error, "Loading the model", event.details)
-            self._on_session_changed()
+        if not isinstance(event, ModelLoaded):
             return
         self._session.set_model(
             event.bundle, f"loaded from {event.path.resolve()}", training_pairs=[]
@@ -162,14 +152,10 @@ class ModelWidget(ScrollingDock):
             self._runner,
             path if path is not None else self._save_path.value,
             on_saved=lambda _: None,
-            on_done=self._on_done,
+            on_done=self._on_session_changed,
         )
         if target is None:
             return False
         self._save_path.value = target
         self._save_btn.enabled = False
         return True
-
-    def _on_done(self) -> None:
-        self._load_btn.enabled = True
-        self._on_session_changed()

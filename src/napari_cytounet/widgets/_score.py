@@ -8,6 +8,7 @@ Labels layer shows false positives (1, red) and false negatives (2, blue).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,6 @@ from napari_cytounet.core.errors import CytoUNetError, DataError
 
 from . import _layers
 from ._common import (
-    Failed,
     JobRunner,
     connect_shutdown,
     header,
@@ -36,6 +36,7 @@ from ._common import (
     show_info,
     wrap_text,
 )
+from ._jobs import start_job
 from ._scroll import ScrollingDock
 from ._session import session_for
 from ._settings import bind
@@ -47,6 +48,14 @@ SECTION = "score"
 #: Colours of the error layer: 1 = false positive, 2 = false negative.
 ERROR_COLORS = {0: "transparent", 1: "#ff3b30", 2: "#2f9bff", None: "transparent"}
 COLUMNS = ("Dice", "IoU", "precision", "recall", "object F1", "TP", "FP", "FN")
+
+
+@dataclass(frozen=True)
+class ScoredPair:
+    """The two Labels layers a scoring job compares (its result is shown under their names)."""
+
+    prediction: napari.layers.Labels
+    truth: napari.layers.Labels
 
 
 def score_job(pred: Any, truth: Any, iou_threshold: float, errors: bool):
@@ -86,7 +95,7 @@ class ScoreWidget(ScrollingDock):
         self._viewer = viewer
         self._session = session_for(viewer)
         self._runner = JobRunner("scoring")
-        self._pending: dict[str, Any] = {}
+        self._scoring: ScoredPair | None = None  # the layers of the running (or last) job
         self.table_data: Any = None  # the last ScoreTable
 
         self._pred = create_widget(annotation="napari.layers.Labels", label="Prediction")
@@ -187,25 +196,22 @@ class ScoreWidget(ScrollingDock):
         except CytoUNetError as exc:
             notify_exception(exc)
             return False
-        self._pending = {"pred": pred, "truth": truth}
+        self._scoring = ScoredPair(prediction=pred, truth=truth)
         self._summary.value = f"Scoring {pred.name} against {truth.name}…"
-        self._score_btn.enabled = False
-        self._runner.start(
+        return start_job(
+            self._runner,
             score_job,
             _layers.layer_array(pred),
             _layers.layer_array(truth),
             float(self._iou.value),
             bool(self._errors.value),
+            what="Scoring",
+            button=self._score_btn,
+            status=self._summary,
             on_event=self._on_event,
-            on_done=self._on_done,
         )
-        return True
 
-    def _on_event(self, event: Any) -> None:
-        if isinstance(event, Failed):
-            self._summary.value = "Scoring failed: see the notification."
-            notify_exception(event.error, "Scoring", event.details)
-            return
+    def _on_event(self, event: tuple[Any, Any]) -> None:
         table, errors = event
         self.table_data = table
         values, names = table_rows(table)
@@ -213,9 +219,9 @@ class ScoreWidget(ScrollingDock):
         self._table.native.resizeColumnsToContents()  # all 8 columns fit a normal dock
         self._fit_table_height()
         o = table.overall
-        pred = self._pending["pred"]
+        pred, truth = self._scoring.prediction, self._scoring.truth
         self._summary.value = (
-            f"{pred.name} vs {self._pending['truth'].name}: Dice {o.dice:.3f}, IoU {o.iou:.3f}, "
+            f"{pred.name} vs {truth.name}: Dice {o.dice:.3f}, IoU {o.iou:.3f}, "
             f"object F1 {o.object_f1:.3f} at IoU ≥ {table.iou_threshold:g} "
             f"({o.tp} matched, {o.fp} false, {o.fn} missed objects)."
         )
@@ -233,9 +239,6 @@ class ScoreWidget(ScrollingDock):
                 opacity=0.8,
             )
             layer.colormap = DirectLabelColormap(color_dict=ERROR_COLORS)
-
-    def _on_done(self) -> None:
-        self._score_btn.enabled = True
 
     def _on_export_clicked(self, *_: Any) -> None:
         self.export_csv()
