@@ -49,6 +49,7 @@ from ._common import (
     wrap_text,
 )
 from ._jobs import (
+    JobCancelled,
     ModelLoaded,
     engine_status,
     predict_job,
@@ -99,7 +100,7 @@ class PredictWidget(RetrainMixin, ScrollingDock):
         )
         self._bind_settings()
         self._connect()
-        self._update_visibility()
+        self._on_image_changed()
         self._on_session_changed()
         get_engine().prestart()  # TensorFlow loads in the engine while the user gets ready
 
@@ -255,17 +256,16 @@ class PredictWidget(RetrainMixin, ScrollingDock):
     # ------------------------------------------------------------------------------------------
     # predicting
     def _on_predict_clicked(self, *_: Any) -> None:
-        if self._runner.running:
-            self._runner.abort()
-            output = self._job.get("output")
-            self._status.value = (
-                f"Stopped. The finished blocks are kept in {output}: predict again with the "
-                "same settings to resume."
-                if output
-                else "Cancelled."
-            )
-        else:
+        if not self._runner.running:
             self.predict()
+        elif self._job.get("output"):  # a zarr run: wait for the engine to stop writing, so
+            self._runner.request_stop()  # that predicting again safely resumes the store
+            self._predict_btn.text = "Stopping…"
+            self._predict_btn.enabled = False
+            self._status.value = "Stopping after the blocks being written…"
+        else:
+            self._runner.abort()
+            self._status.value = "Cancelled."
 
     def _model_choice(self, use_current: bool) -> tuple[Any, Path | None]:
         if use_current or self._source.value == "current":
@@ -382,19 +382,28 @@ class PredictWidget(RetrainMixin, ScrollingDock):
 
         if self._runner.aborted:
             return
+        stopping = self._runner.stop_event is not None and self._runner.stop_event.is_set()
         status = engine_status(event)
         if status is not None:
             self._status.value = status
+        elif isinstance(event, JobCancelled):
+            self._status.value = (
+                f"Stopped. The finished blocks are kept in {self._job.get('output')}: predict "
+                "again with the same settings to resume."
+            )
+        elif stopping and isinstance(event, PredictionProgress):
+            pass
         elif isinstance(event, Failed):
             self._status.value = "Prediction failed: see the notification."
             notify_exception(event.error, "Prediction", event.details)
         elif isinstance(event, PredictionProgress):
-            self._progress.value = int(1000 * event.fraction)
-            if self._job.get("output"):
-                self._status.value = f"Writing the zarr output… {event.done}/{event.total} tasks"
-                return
             planes = f" · plane {event.plane}/{event.planes}" if event.planes > 1 else ""
-            self._status.value = f"Segmenting… tile {event.done}/{event.total}{planes}"
+            self._status.value = (
+                f"Writing the zarr output… {event.done}/{event.total} tasks"
+                if self._job.get("output")
+                else f"Segmenting… tile {event.done}/{event.total}{planes}"
+            )
+            self._progress.value = int(1000 * event.fraction)  # last: Cancel may follow it
         elif isinstance(event, ModelLoaded):
             self._session.set_model(
                 event.bundle, f"loaded from {event.path.resolve()}", training_pairs=[]
