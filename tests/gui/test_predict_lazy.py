@@ -194,3 +194,29 @@ def test_stop_then_predict_again_resumes(viewer, qtbot, notes, with_model, tmp_p
     seg = viewer.layers["long segmentation"]
     np.testing.assert_array_equal(np.asarray(seg.data[:]), _expected(with_model.bundle, data))
     assert dict(seg.data.attrs)["cytounet"]["complete"] is True
+
+
+def test_zarr_source_finds_the_store_or_says_why_not(viewer, tmp_path):
+    """Which lazy layers the engine can read by reference (no model run: fast)."""
+    from napari_cytounet.core.errors import DataError
+    from napari_cytounet.widgets._lazy_predict import default_output, zarr_source
+
+    # an OME-Zarr-like multiscale group opened as a multiscale layer: level 0's array
+    group = zarr.open_group(str(tmp_path / "image.ome.zarr"), mode="w")
+    level0 = group.create_array("0", shape=(2, 64, 64), chunks=(1, 32, 32), dtype="uint16")
+    group.create_array("1", shape=(2, 32, 32), chunks=(1, 32, 32), dtype="uint16")
+    levels = [da.from_zarr(group["0"]), da.from_zarr(group["1"])]
+    layer = viewer.add_image(levels, multiscale=True, name="ome")
+    assert zarr_source(layer) == (tmp_path / "image.ome.zarr" / "0").resolve()
+    assert level0.shape == (2, 64, 64)
+    assert (
+        default_output(tmp_path / "image.ome.zarr", "ome") == tmp_path / "image-segmentation.zarr"
+    )
+
+    # transformed after reading (rechunked, scaled): not the store's data, so not read from it
+    for name, data in [
+        ("rechunked", da.from_zarr(group["0"]).rechunk((2, 64, 64))),
+        ("scaled", da.from_zarr(group["0"]) * 2),
+    ]:
+        with pytest.raises(DataError, match="not read unchanged from a zarr store"):
+            zarr_source(viewer.add_image(data, name=name))

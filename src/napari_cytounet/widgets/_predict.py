@@ -5,6 +5,11 @@ Predicting writes ``"<image> segmentation"`` (a Labels layer) and, optionally,
 translate; running it again updates those layers instead of adding new ones.
 "Current plane only" segments just the plane on screen of a large stack.
 
+Lazy images (zarr arrays, dask arrays read from a zarr store, multiscale level 0) are
+never loaded: with "Write to zarr" the engine segments them from the store's path into a
+zarr output, shown as a lazy Labels layer (see :mod:`._lazy_predict`). Stopping keeps the
+finished blocks; predicting again resumes.
+
 Correct and retrain: fix the segmentation with napari's brush and eraser, then
 press **Retrain with corrections** (one click). The widget copies your edits into
 ``"<image> corrections"`` — a layer of its own that no prediction ever
