@@ -134,7 +134,9 @@ def resolve_model(
         if bundle.path is not None and Path(bundle.path).is_file():
             spec = ModelSpec.of(bundle.path, precision, jit)
         else:
-            spec = ModelSpec(f"memory:{id(bundle)}", precision=precision, jit=jit)
+            # the bundle's uid, not id(): a resumed run must not take another model for this one
+            key = getattr(bundle, "uid", None) or id(bundle)
+            spec = ModelSpec(f"memory:{key}", precision=precision, jit=jit)
     else:
         from .bundle import load_bundle
 

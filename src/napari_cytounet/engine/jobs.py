@@ -101,6 +101,33 @@ def predict_job(
     yield from iter_segment(warm(bundle), image, channel_axis=channel_axis, **params)
 
 
+def predict_zarr_job(
+    bundle: Any,
+    path: Path | None,
+    source: Path,
+    output: Path,
+    channel_axis: int | None,
+    params: dict[str, Any],
+    stop: threading.Event,
+) -> Iterator[Any]:
+    """Segment the zarr image at ``source`` (level 0 of an OME-Zarr) into the zarr ``output``.
+
+    Block by block on dask's threads (:func:`~napari_cytounet.core.zarr_io.iter_predict_to_zarr`):
+    progress, then a ``ZarrPrediction``. Closing the job keeps the finished blocks, and the
+    same request resumes. Loads the model from ``path`` first when ``bundle`` is ``None``.
+    """
+    from napari_cytounet.core.zarr_io import iter_predict_to_zarr, open_zarr_image
+
+    if bundle is None:
+        for event in _load(path):
+            bundle = event.bundle
+            yield event
+    image, _ = open_zarr_image(source)
+    yield from iter_predict_to_zarr(
+        warm(bundle), image, output, channel_axis=channel_axis, scheduler="threads", **params
+    )
+
+
 def train_job(request: TrainingRequest, stop: threading.Event) -> Iterator[Any]:
     """Quality check, then training (with checkpoints of the best weights).
 
@@ -216,6 +243,7 @@ JOBS: dict[str, Callable[..., Iterator[Any]]] = {
     "load": load_job,
     "save": save_job,
     "predict": predict_job,
+    "predict_zarr": predict_zarr_job,
     "train": train_job,
     "export": export_job,
     "live_update": live_update_job,

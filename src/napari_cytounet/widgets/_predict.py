@@ -5,6 +5,11 @@ Predicting writes ``"<image> segmentation"`` (a Labels layer) and, optionally,
 translate; running it again updates those layers instead of adding new ones.
 "Current plane only" segments just the plane on screen of a large stack.
 
+Lazy images (zarr arrays, dask arrays read from a zarr store, multiscale level 0) are
+never loaded: with "Write to zarr" the engine segments them from the store's path into a
+zarr output, shown as a lazy Labels layer (see :mod:`._lazy_predict`). Stopping keeps the
+finished blocks; predicting again resumes.
+
 Correct and retrain: fix the segmentation with napari's brush and eraser, then
 press **Retrain with corrections** (one click). The widget copies your edits into
 ``"<image> corrections"`` — a layer of its own that no prediction ever
@@ -17,7 +22,6 @@ edit is ever lost.
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,20 +50,26 @@ from ._common import (
     format_seconds,
     header,
     notify_exception,
-    show_error,
-    show_info,
     show_warning,
     wrap_text,
 )
 from ._jobs import (
+    JobCancelled,
     ModelLoaded,
-    TrainingRequest,
     engine_status,
-    keep_checkpoint,
     predict_job,
-    training_job,
+)
+from ._lazy_predict import (
+    check_output,
+    default_output,
+    is_lazy,
+    open_output,
+    plane_only_fits,
+    predict_zarr_job,
+    zarr_source,
 )
 from ._live import LiveSection
+from ._predict_retrain import RetrainMixin
 from ._scroll import ScrollingDock
 from ._session import PredictionRecord, session_for
 from ._settings import bind
@@ -70,7 +80,7 @@ if TYPE_CHECKING:
 SECTION = "predict"
 
 
-class PredictWidget(ScrollingDock):
+class PredictWidget(RetrainMixin, ScrollingDock):
     """Segment an Image layer with the current model (or a model file); correct and retrain."""
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
@@ -80,11 +90,28 @@ class PredictWidget(ScrollingDock):
         self._runner = JobRunner("prediction")
         self._trainer = JobRunner("retraining")
         self._job: dict[str, Any] = {}
-        self.last_result: Any = None  # the last PredictionFinished event
+        self.last_result: Any = None  # the last PredictionFinished (or ZarrPrediction) event
         self.last_training: Any = None  # the last TrainingFinished event of a retrain
         self._checkpoint: Any = None  # the last TrainingCheckpoint of a retrain
         self.predictions = 0  # number of predictions written (for tests and scripts)
+        self.body.extend(
+            [
+                *self._build_model_section(),
+                *self._build_segmentation_section(),
+                *self._build_zarr_section(),
+                *self._build_run_section(),
+                *self._build_retrain_section(),
+            ]
+        )
+        self._bind_settings()
+        self._connect()
+        self._on_image_changed()
+        self._on_session_changed()
+        get_engine().prestart()  # TensorFlow loads in the engine while the user gets ready
 
+    # ------------------------------------------------------------------------------------------
+    # sections of the widget, top to bottom
+    def _build_model_section(self) -> list[Any]:
         self._image = create_widget(annotation="napari.layers.Image", label="Image")
         self._source = RadioButtons(
             label="Model",
@@ -97,6 +124,13 @@ class PredictWidget(ScrollingDock):
         )
         self._model_info = Label(value="")
         wrap_text(self._model_info)
+        return [
+            header("Image and model"),
+            Container(widgets=[self._image, self._source, self._model_file], labels=True),
+            self._model_info,
+        ]
+
+    def _build_segmentation_section(self) -> list[Any]:
         self._threshold = FloatSpinBox(value=0.5, min=0.01, max=0.99, step=0.05, label="Threshold")
         self._min_size = SpinBox(value=0, min=0, max=10_000_000, label="Min. object size (px)")
         self._fill_holes = CheckBox(value=True, text="Fill holes")
@@ -104,49 +138,33 @@ class PredictWidget(ScrollingDock):
         self._split = CheckBox(value=False, text="Split touching cells")
         self._probabilities = CheckBox(value=False, text="Also show the probability map")
         self._plane_only = CheckBox(value=False, text="Current plane only (fast, for stacks)")
+        return [
+            header("Segmentation"),
+            Container(widgets=[self._threshold, self._min_size], labels=True),
+            self._fill_holes,
+            self._instances,
+            self._split,
+            self._probabilities,
+            self._plane_only,
+        ]
+
+    def _build_zarr_section(self) -> list[Any]:
+        """Options shown for lazy (zarr- or dask-backed) images only."""
+        self._to_zarr = CheckBox(value=True, text="Write to zarr (lazy image: never loaded)")
+        self._zarr_path = FileEdit(mode="w", filter="*.zarr", label="Output .zarr")
+        self._zarr_box = Container(widgets=[self._zarr_path], labels=True)
+        self._zarr_info = Label(value="")
+        wrap_text(self._zarr_info)
+        return [self._to_zarr, self._zarr_box, self._zarr_info]
+
+    def _build_run_section(self) -> list[Any]:
         self._predict_btn = PushButton(text="Predict")
         self._progress = ProgressBar(value=0, min=0, max=1000, label="Progress")
         self._status = Label(value="")
         wrap_text(self._status)
+        return [self._predict_btn, self._progress, self._status]
 
-        self._retrain_help = Label(
-            value="Fix the segmentation with the brush and eraser, then retrain: your edits go "
-            "to a '… corrections' layer that predictions never overwrite."
-        )
-        wrap_text(self._retrain_help)
-        self._retrain_epochs = SpinBox(value=5, min=1, max=10000, label="Retrain epochs")
-        self._retrain_btn = PushButton(text="Retrain with corrections")
-
-        self._live = LiveSection(
-            viewer,
-            self._session,
-            image=lambda: self._image.value,
-            strokes=None,  # corrections are painted into "<image> strokes"
-            initial=lambda: self._session.bundle,  # the current model (starter without one)
-            keep_edits=self.keep_edits,
-        )
-        self.body.extend(
-            [
-                header("Image and model"),
-                Container(widgets=[self._image, self._source, self._model_file], labels=True),
-                self._model_info,
-                header("Segmentation"),
-                Container(widgets=[self._threshold, self._min_size], labels=True),
-                self._fill_holes,
-                self._instances,
-                self._split,
-                self._probabilities,
-                self._plane_only,
-                self._predict_btn,
-                self._progress,
-                self._status,
-                header("Correct & retrain"),
-                self._retrain_help,
-                Container(widgets=[self._retrain_epochs], labels=True),
-                self._retrain_btn,
-                *self._live.widgets("Live corrections"),
-            ]
-        )
+    def _bind_settings(self) -> None:
         for key, widget in (
             ("source", self._source),
             ("threshold", self._threshold),
@@ -156,14 +174,18 @@ class PredictWidget(ScrollingDock):
             ("split_touching", self._split),
             ("probabilities", self._probabilities),
             ("plane_only", self._plane_only),
+            ("to_zarr", self._to_zarr),
             ("retrain_epochs", self._retrain_epochs),
         ):
             bind(SECTION, key, widget)
         bind(SECTION, "model_file", self._model_file, convert=Path)
 
+    def _connect(self) -> None:
         self._source.changed.connect(self._update_visibility)
         self._instances.changed.connect(self._update_visibility)
-        self._image.changed.connect(self._update_visibility)
+        self._image.changed.connect(self._on_image_changed)
+        self._to_zarr.changed.connect(self._update_visibility)
+        self._plane_only.changed.connect(self._update_visibility)
         self._predict_btn.changed.connect(self._on_predict_clicked)
         self._retrain_btn.changed.connect(self._on_retrain_clicked)
         self._session.changed.connect(self._on_session_changed)
@@ -174,9 +196,6 @@ class PredictWidget(ScrollingDock):
             on_shutdown=lambda: self._session.set_busy(""),
             always=self._live.shutdown,
         )
-        self._update_visibility()
-        self._on_session_changed()
-        get_engine().prestart()  # TensorFlow loads in the engine while the user gets ready
 
     # ------------------------------------------------------------------------------------------
     def _update_visibility(self, *_: Any) -> None:
@@ -184,6 +203,30 @@ class PredictWidget(ScrollingDock):
         self._split.enabled = bool(self._instances.value)
         image = self._image.value
         self._plane_only.enabled = image is not None and bool(_layers.leading_shape(image))
+        lazy = image is not None and is_lazy(image)
+        self._to_zarr.visible = self._zarr_info.visible = lazy
+        self._zarr_box.visible = lazy and bool(self._to_zarr.value) and not self._one_plane()
+
+    def _one_plane(self) -> bool:
+        image = self._image.value
+        return bool(self._plane_only.value and image is not None and _layers.leading_shape(image))
+
+    def _on_image_changed(self, *_: Any) -> None:
+        """A lazy image: find its zarr store and propose an output beside it."""
+        image = self._image.value
+        if image is not None and is_lazy(image):
+            try:
+                source = zarr_source(image)
+            except CytoUNetError as exc:
+                self._zarr_info.value = str(exc)
+            else:
+                self._zarr_path.value = default_output(source, image.name)
+                self._zarr_info.value = (
+                    f"Lazy image read from {source}: the engine reads it block by block and "
+                    "writes the segmentation into the .zarr output, shown as a lazy layer. A "
+                    "stopped run resumes when you predict again with the same settings."
+                )
+        self._update_visibility()
 
     def _on_session_changed(self) -> None:
         bundle = self._session.bundle
@@ -218,11 +261,16 @@ class PredictWidget(ScrollingDock):
     # ------------------------------------------------------------------------------------------
     # predicting
     def _on_predict_clicked(self, *_: Any) -> None:
-        if self._runner.running:
+        if not self._runner.running:
+            self.predict()
+        elif self._job.get("output"):  # a zarr run: wait for the engine to stop writing, so
+            self._runner.request_stop()  # that predicting again safely resumes the store
+            self._predict_btn.text = "Stopping…"
+            self._predict_btn.enabled = False
+            self._status.value = "Stopping after the blocks being written…"
+        else:
             self._runner.abort()
             self._status.value = "Cancelled."
-        else:
-            self.predict()
 
     def _model_choice(self, use_current: bool) -> tuple[Any, Path | None]:
         if use_current or self._source.value == "current":
@@ -251,18 +299,21 @@ class PredictWidget(ScrollingDock):
         except CytoUNetError as exc:
             notify_exception(exc)
             return False
+        params = self._params()
+        channel_axis = -1 if _layers.is_rgb(image) else None
+        if is_lazy(image) and not self._one_plane():
+            return self._predict_zarr(image, bundle, path, channel_axis, params)
         data = _layers.layer_array(image)
         index = None
-        if self._plane_only.value and _layers.leading_shape(image):
+        if self._one_plane():
+            if is_lazy(image):
+                try:
+                    plane_only_fits(image)
+                except CytoUNetError as exc:
+                    notify_exception(exc)
+                    return False
             index = _layers.plane_at_cursor(self._viewer, image)
-            data = data[index]
-        params = {
-            "threshold": float(self._threshold.value),
-            "min_size": int(self._min_size.value),
-            "fill_holes": bool(self._fill_holes.value),
-            "instances": bool(self._instances.value),
-            "split_touching": bool(self._instances.value and self._split.value),
-        }
+            data = data[index]  # a lazy image reads this plane only
         self._job = {
             "image": image,
             "index": index,
@@ -277,7 +328,50 @@ class PredictWidget(ScrollingDock):
             bundle,
             path,
             data,
-            -1 if _layers.is_rgb(image) else None,
+            channel_axis,
+            params,
+            stop,
+            on_event=self._on_predict_event,
+            on_done=self._on_predict_done,
+            stop_event=stop,
+        )
+        self._update_buttons()
+        return True
+
+    def _params(self) -> dict[str, Any]:
+        return {
+            "threshold": float(self._threshold.value),
+            "min_size": int(self._min_size.value),
+            "fill_holes": bool(self._fill_holes.value),
+            "instances": bool(self._instances.value),
+            "split_touching": bool(self._instances.value and self._split.value),
+        }
+
+    def _predict_zarr(self, image, bundle, path, channel_axis, params) -> bool:
+        """Segment a lazy image into a zarr store in the engine (only paths travel)."""
+        try:
+            if not self._to_zarr.value:
+                raise DataError(
+                    f"{image.name!r} is a lazy (zarr or dask) image; predicting it whole in "
+                    "memory could load more than fits. Tick 'Write to zarr', or 'Current "
+                    "plane only' to segment the plane on screen."
+                )
+            source = zarr_source(image)
+            output = check_output(self._zarr_path.value, source)
+        except CytoUNetError as exc:
+            notify_exception(exc)
+            return False
+        self._job = {"image": image, "index": None, "output": output}
+        self._progress.value = 0
+        self._status.value = f"Segmenting {image.name} into {output}…"
+        stop = threading.Event()
+        self._runner.start(
+            predict_zarr_job,
+            bundle,
+            path,
+            source,
+            output,
+            channel_axis,
             params,
             stop,
             on_event=self._on_predict_event,
@@ -289,19 +383,32 @@ class PredictWidget(ScrollingDock):
 
     def _on_predict_event(self, event: Any) -> None:
         from napari_cytounet.core.events import PredictionFinished, PredictionProgress
+        from napari_cytounet.core.zarr_io import ZarrPrediction
 
         if self._runner.aborted:
             return
+        stopping = self._runner.stop_event is not None and self._runner.stop_event.is_set()
         status = engine_status(event)
         if status is not None:
             self._status.value = status
+        elif isinstance(event, JobCancelled):
+            self._status.value = (
+                f"Stopped. The finished blocks are kept in {self._job.get('output')}: predict "
+                "again with the same settings to resume."
+            )
+        elif stopping and isinstance(event, PredictionProgress):
+            pass
         elif isinstance(event, Failed):
             self._status.value = "Prediction failed: see the notification."
             notify_exception(event.error, "Prediction", event.details)
         elif isinstance(event, PredictionProgress):
-            self._progress.value = int(1000 * event.fraction)
             planes = f" · plane {event.plane}/{event.planes}" if event.planes > 1 else ""
-            self._status.value = f"Segmenting… tile {event.done}/{event.total}{planes}"
+            self._status.value = (
+                f"Writing the zarr output… {event.done}/{event.total} tasks"
+                if self._job.get("output")
+                else f"Segmenting… tile {event.done}/{event.total}{planes}"
+            )
+            self._progress.value = int(1000 * event.fraction)  # last: Cancel may follow it
         elif isinstance(event, ModelLoaded):
             self._session.set_model(
                 event.bundle, f"loaded from {event.path.resolve()}", training_pairs=[]
@@ -309,6 +416,8 @@ class PredictWidget(ScrollingDock):
             self._session.remember_file(event.path)
         elif isinstance(event, PredictionFinished):
             self._write_outputs(event)
+        elif isinstance(event, ZarrPrediction):
+            self._write_zarr_output(event)
 
     def _on_predict_done(self) -> None:
         self._update_buttons()
@@ -364,233 +473,34 @@ class PredictWidget(ScrollingDock):
             "then 'Retrain with corrections'."
         )
 
-    # ------------------------------------------------------------------------------------------
-    # correct and retrain
-    def keep_edits(self, image: Any, segmentation: Any, *, required: bool = False) -> Any:
-        """Move the user's edits of ``segmentation`` into ``"<image> corrections"``.
-
-        Returns the corrections layer, or ``None`` when there is nothing to keep.
-        With ``required``, raises :class:`DataError` when there are no corrections.
-        """
+    def _write_zarr_output(self, event: Any) -> None:
+        """Show the finished zarr output as a lazy Labels layer (never loaded whole)."""
         from napari.layers import Labels
 
-        record = self._session.records.get(image.name)
-        current = np.asarray(segmentation.data)
-        predicted = record.prediction if record is not None else None
-        corr_name = _layers.output_name(image.name, _layers.CORRECTIONS)
-        corr_layer = _layers.find_output(self._viewer, image, _layers.CORRECTIONS, Labels)
-        unchanged = (
-            predicted is not None
-            and predicted.shape == current.shape
-            and (np.array_equal(predicted, current))
-        )
-        if unchanged:
-            if required and corr_layer is None:
-                raise DataError(
-                    f"{segmentation.name!r} has not been edited since it was predicted: fix it "
-                    "with the brush and eraser first, then retrain."
-                )
-            return corr_layer
-        previous = previous_edits = None
-        if corr_layer is not None and tuple(corr_layer.data.shape) == current.shape:
-            previous = np.asarray(corr_layer.data)
-            previous_edits = (
-                record.edits
-                if record is not None
-                and record.edits is not None
-                and record.edits.shape == current.shape
-                else np.ones(current.shape, bool)
+        image = self._job["image"]
+        if not any(image is la for la in self._viewer.layers):
+            show_warning(
+                f"The image {image.name!r} was removed; the segmentation is in {event.path}."
             )
-        corrections, edits = _layers.merge_corrections(current, predicted, previous, previous_edits)
-        already_kept = previous is not None and np.array_equal(previous, corrections)
-        self._session.records[image.name] = PredictionRecord(
-            prediction=predicted if predicted is not None else np.array(current, copy=True),
-            edits=edits,
-        )
-        if already_kept:  # e.g. the prediction right after a retrain: nothing new to keep
-            return corr_layer
-        corr_layer = _layers.put_labels(
-            self._viewer,
-            corr_name,
-            corrections,
-            image,
-            tag=_layers.output_tag(image, _layers.CORRECTIONS),
-            visible=False,
-        )
-        if not required:
-            show_info(f"Kept your edits of {segmentation.name!r} in the layer {corr_name!r}.")
-        return corr_layer
-
-    def _on_retrain_clicked(self, *_: Any) -> None:
-        if self._trainer.running:
-            self._trainer.request_stop()
-            self._retrain_btn.text = "Stopping…"
-            self._status.value = "Stopping after this batch; keeping the best weights so far…"
-        else:
-            self.retrain()
-
-    def build_retrain_request(self) -> TrainingRequest:
-        """Copy the edits to the corrections layer and collect the training data."""
-        from napari.layers import Image, Labels
-
-        from napari_cytounet.core.config import TrainingConfig
-
-        image = self._image.value
-        if image is None:
-            raise DataError("Choose the image whose segmentation you corrected.")
-        bundle = self._session.bundle
-        if bundle is None:
-            raise ModelError("There is no current model to retrain: train or load one first.")
-        seg_name = _layers.output_name(image.name, _layers.SEGMENTATION)
-        segmentation = _layers.find_output(self._viewer, image, _layers.SEGMENTATION, Labels)
-        if segmentation is None:
-            raise DataError(
-                f"There is no {seg_name!r} layer: predict {image.name!r} first, fix the result "
-                "with the brush and eraser, then retrain."
-            )
-        _layers.check_pair(image, segmentation)
-        corrections = self.keep_edits(image, segmentation, required=True)
-        record = self._session.records.get(image.name)
-        planes = None
-        if _layers.leading_shape(image):
-            planes = (
-                _layers.edited_planes(record.edits) if record and record.edits is not None else []
-            )
-            if not planes:
-                raise DataError(
-                    f"No plane of {seg_name!r} was edited: fix at least one plane with the brush."
-                )
-        mode = bundle.label_mode or "dense"
-        data = np.asarray(corrections.data)
-        if mode == "scribbles":
-            data = _layers.as_scribbles(data)
-        images, labels, names = _layers.training_pairs(
-            image, corrections, planes=planes, labels_data=data
-        )
-        pair_names = [(image.name, corrections.name)]
-        for img_name, lab_name in self._session.training_pairs:
-            if img_name == image.name or (img_name, lab_name) in pair_names:
-                continue
-            img = _layers.find_layer(self._viewer, img_name, Image)
-            lab = _layers.find_layer(self._viewer, lab_name, Labels)
-            if img is None or lab is None:
-                continue
-            try:
-                more = _layers.training_pairs(img, lab)
-            except CytoUNetError as exc:
-                show_warning(f"Not retraining on {img_name} + {lab_name}: {exc}")
-                continue
-            images += more[0]
-            labels += more[1]
-            names += more[2]
-            pair_names.append((img_name, lab_name))
-        validation = validation_names = validation_pair = None
-        if self._session.validation_pair and self._session.validation_pair[0] != image.name:
-            vi = _layers.find_layer(self._viewer, self._session.validation_pair[0], Image)
-            vl = _layers.find_layer(self._viewer, self._session.validation_pair[1], Labels)
-            if vi is not None and vl is not None:
-                with_val = _layers.training_pairs(vi, vl)
-                validation, validation_names = (with_val[0], with_val[1]), with_val[2]
-                validation_pair = self._session.validation_pair
-        base = bundle.training or TrainingConfig()
-        config = replace(base, epochs=int(self._retrain_epochs.value), max_time=None, labels=mode)
-        return TrainingRequest(
-            images=images,
-            labels=labels,
-            names=names,
-            config=config,
-            initial=bundle,
-            validation=validation,
-            validation_names=validation_names,
-            force=False,
-            pair_names=pair_names,
-            validation_pair=validation_pair,
-        )
-
-    def retrain(self) -> bool:
-        """Retrain the current model with the corrections, then predict again."""
-        if self.running:
-            return False
-        if self._session.busy:
-            show_error(
-                f"The current model is busy ({self._session.busy}); wait for it to finish or "
-                "stop it."
-            )
-            return False
-        try:
-            request = self.build_retrain_request()
-        except CytoUNetError as exc:
-            notify_exception(exc)
-            return False
-        self._retrain_request = request
-        self.last_training = None
-        self._checkpoint = None
-        self._progress.value = 0
-        self._status.value = f"Retraining on {len(request.images)} image(s)…"
-        self._session.set_busy("retraining")
-        stop = threading.Event()
-        self._trainer.start(
-            training_job,
-            request,
-            stop,
-            on_event=self._on_retrain_event,
-            on_done=self._on_retrain_done,
-            stop_event=stop,
-        )
-        self._update_buttons()
-        return True
-
-    def _on_retrain_event(self, event: Any) -> None:
-        from napari_cytounet.core.events import (
-            BatchEnd,
-            EpochEnd,
-            TrainingCheckpoint,
-            TrainingFinished,
-        )
-
-        status = engine_status(event)
-        if status is not None:
-            self._status.value = status
-        elif isinstance(event, Failed):
-            self._on_retrain_failed(event)
-        elif isinstance(event, TrainingCheckpoint):
-            self._checkpoint = event
-        elif isinstance(event, BatchEnd):
-            self._progress.value = int(1000 * min(1.0, event.fraction))
-            self._status.value = (
-                f"Retraining: epoch {event.epoch}/{event.epochs} · batch {event.batch}/"
-                f"{event.batches} · loss {event.loss:.3f} · Dice {event.dice:.3f} · "
-                f"{format_seconds(event.remaining)} left"
-            )
-        elif isinstance(event, EpochEnd):
-            pass
-        elif isinstance(event, TrainingFinished):
-            request = self._retrain_request
-            self.last_training = event
-            self._session.set_model(
-                event.bundle,
-                "retrained with corrections in this session",
-                training_pairs=request.pair_names,
-                validation_pair=request.validation_pair,
-            )
-            self._status.value = f"Retrained. {event.summary}"
-        elif hasattr(event, "issues"):
-            if event.errors:
-                show_error(f"Not retrained: {event.summary()} Fix the corrections and try again.")
-            elif event.warnings:
-                show_warning(f"Quality check: {event.summary()}")
-
-    def _on_retrain_failed(self, event: Failed) -> None:
-        kept = keep_checkpoint(self._session, event.error, self._checkpoint, self._retrain_request)
-        if kept is not None:
-            self._status.value = kept
             return
-        self._status.value = "Retraining failed: see the notification."
-        notify_exception(event.error, "Retraining", event.details)
-
-    def _on_retrain_done(self) -> None:
-        self._session.set_busy("")
-        self._update_buttons()
-        if self.last_training is not None:
-            self._source.value = "current"
-            self.predict(use_current=True)
+        existing = _layers.find_output(self._viewer, image, _layers.SEGMENTATION, Labels)
+        if existing is not None and isinstance(existing.data, np.ndarray):
+            self.keep_edits(image, existing)
+        seg_name = _layers.output_name(image.name, _layers.SEGMENTATION)
+        layer = _layers.put_labels(
+            self._viewer,
+            seg_name,
+            open_output(event.path),
+            image,
+            tag=_layers.output_tag(image, _layers.SEGMENTATION),
+        )
+        self._session.records.pop(image.name, None)  # edits of a zarr output stay in its store
+        self._viewer.layers.selection.active = layer
+        self.last_result = event
+        self.predictions += 1
+        self._progress.value = 1000
+        resumed = f"; {event.skipped} blocks were already done" if event.skipped else ""
+        self._status.value = (
+            f"Wrote {seg_name!r} to {event.path} ({format_seconds(event.seconds)}{resumed}). "
+            "The layer reads it lazily; brush edits are saved into the store."
+        )
