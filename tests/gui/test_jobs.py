@@ -137,3 +137,34 @@ def test_stoppable_job_gets_the_runners_stop_event(qtbot):
     runner.request_stop()
     assert runner.wait()
     assert seen[-1] == "stopped"
+
+
+def test_abort_closes_the_job_so_its_clean_up_runs_at_once(qtbot):
+    """Cancel: the job's `finally` (the engine client's "stop" message) runs when the worker ends,
+    not whenever its suspended generator happens to be garbage-collected."""
+    import gc
+
+    from napari_cytounet.widgets._common import JobRunner
+
+    cleaned = threading.Event()
+    started = threading.Event()
+
+    def endless():
+        try:
+            while True:
+                started.set()
+                yield "tick"
+        finally:
+            cleaned.set()
+
+    runner = JobRunner("test")
+    worker = runner.start(endless, on_event=lambda event: None)
+    assert started.wait(10)
+    gc.disable()  # the clean-up must not depend on the collector
+    try:
+        runner.abort()
+        assert runner.wait()
+        assert cleaned.is_set()
+    finally:
+        gc.enable()
+    assert worker is not None

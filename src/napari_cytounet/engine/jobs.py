@@ -131,19 +131,26 @@ def predict_zarr_job(
 def train_job(request: TrainingRequest, stop: threading.Event) -> Iterator[Any]:
     """Quality check, then training (with checkpoints of the best weights).
 
-    Yields the
-    :class:`~napari_cytounet.core.quality.QualityReport` first and stops there
-    if it found errors and ``request.force`` is false.
+    Yields :class:`~napari_cytounet.core.events.QualityChecked` first (the rules of
+    :func:`~napari_cytounet.core.checked_training.check_then_train`) and stops there
+    if it found errors and ``request.force`` is false: the widget says why.
     """
-    from napari_cytounet.core.events import TrainingFinished
+    from napari_cytounet.core.events import QualityChecked, TrainingFinished
     from napari_cytounet.core.quality import check_dataset
     from napari_cytounet.core.training import train
 
+    unet = request.unet if request.unet is not None else getattr(request.initial, "unet", None)
+    classes = unet.classes if unet is not None else 1  # a model file's: checked by its loader
     report = check_dataset(
-        request.images, request.labels, names=request.names, label_mode=request.config.labels
+        request.images,
+        request.labels,
+        names=request.names,
+        label_mode=request.config.labels,
+        classes=classes,
     )
-    yield report
-    if report.errors and not request.force:
+    checked = QualityChecked((report,), ("training",), ("layers",), force=request.force)
+    yield checked
+    if checked.errors and not request.force:
         return
     initial = warm(request.initial)
     if request.model_path is not None:

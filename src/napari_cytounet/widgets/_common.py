@@ -10,6 +10,7 @@ when the widget (or the whole viewer) is closed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import traceback
@@ -174,13 +175,25 @@ class JobRunner:
             raise RuntimeError(f"{self.name}: a job is already running")
         self.stop_event = stop_event
         self.aborted = False
-        worker = create_worker(guarded, job, *args, _start_thread=False, **kwargs)
+        running: list[Iterator[Any]] = []
+
+        def _run(*a: Any, **k: Any) -> Iterator[Any]:
+            running.append(guarded(job, *a, **k))
+            yield from running[0]
+
+        worker = create_worker(_run, *args, _start_thread=False, **kwargs)
 
         def _event(event: Any) -> None:
             if self.alive:
                 on_event(event)
 
         def _finished() -> None:
+            # An aborted worker leaves the job's generator suspended at a yield; closing it now
+            # (its thread is done with it) runs its clean-up, e.g. the engine client's "stop"
+            # for the job, instead of whenever the generator is garbage-collected.
+            for generator in running:
+                with contextlib.suppress(ValueError, RuntimeError):
+                    generator.close()
             if self.worker is worker:
                 self.worker = None
                 self.stop_event = None

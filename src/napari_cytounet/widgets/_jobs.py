@@ -131,7 +131,7 @@ def start_job(
 def training_job(request: TrainingRequest, stop: threading.Event) -> Iterator[Any]:
     """Quality check, then training, in the engine: the report, then the training events.
 
-    Stops after the :class:`~napari_cytounet.core.quality.QualityReport` if it
+    Stops after the :class:`~napari_cytounet.core.events.QualityChecked` event if it
     found errors and ``request.force`` is false. While training, a
     :class:`~napari_cytounet.core.events.TrainingCheckpoint` follows every best
     epoch, so the best model so far survives the engine's death.

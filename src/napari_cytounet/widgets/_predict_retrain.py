@@ -250,6 +250,7 @@ class RetrainMixin:
         from napari_cytounet.core.events import (
             BatchEnd,
             EpochEnd,
+            QualityChecked,
             TrainingCheckpoint,
             TrainingFinished,
         )
@@ -280,11 +281,12 @@ class RetrainMixin:
                 validation_pair=request.validation_pair,
             )
             self._status.value = f"Retrained. {event.summary}"
-        elif hasattr(event, "issues"):
-            if event.errors:
-                show_error(f"Not retrained: {event.summary()} Fix the corrections and try again.")
-            elif event.warnings:
-                show_warning(f"Quality check: {event.summary()}")
+        elif isinstance(event, QualityChecked):
+            report = event.reports[0]
+            if report.errors:
+                show_error(f"Not retrained: {report.summary()} Fix the corrections and try again.")
+            elif report.warnings:
+                show_warning(f"Quality check: {report.summary()}")
 
     def _on_retrain_failed(self, event: Failed) -> None:
         kept = keep_checkpoint(self._session, event.error, self._checkpoint, self._retrain_request)

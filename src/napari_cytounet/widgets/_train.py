@@ -395,6 +395,7 @@ class TrainWidget(ScrollingDock):
 
     def _on_event(self, event: Any) -> None:
         from napari_cytounet.core.events import (
+            QualityChecked,
             TrainingCheckpoint,
             TrainingFinished,
             TrainingStarted,
@@ -405,9 +406,9 @@ class TrainWidget(ScrollingDock):
             run.checkpoint = event
         elif isinstance(event, TrainingFinished):
             self._on_finished(run, event)
-        elif hasattr(event, "issues"):  # the quality report (no typed core event for it yet)
-            run.report = event
-            self._display.show_report(event, force=run.request.force)
+        elif isinstance(event, QualityChecked):
+            run.report = event.reports[0]
+            self._display.show_report(run.report, force=run.request.force)
         else:
             if isinstance(event, TrainingStarted):
                 run.started = event
