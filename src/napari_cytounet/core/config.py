@@ -177,6 +177,8 @@ class TrainingConfig:
     Training stops after ``epochs`` epochs or after ``max_time`` seconds,
     whichever comes first (set either to ``None`` to disable it; at least one
     must be set). An epoch is ``steps_per_epoch`` batches of random patches.
+    ``batch_size`` is the global batch; ``devices`` chooses where training runs (see
+    :mod:`.devices`: ``"auto"``, ``"cpu"``, ``"gpu:0,1"``, ``"workers"``...).
     """
 
     epochs: int | None = 20
@@ -192,6 +194,7 @@ class TrainingConfig:
     augment: bool = True
     validation_patches: int = 32
     foreground_bias: float = 0.5
+    devices: str = "auto"
     normalization: NormalizationConfig = field(default_factory=NormalizationConfig)
 
     def __post_init__(self) -> None:
@@ -232,6 +235,9 @@ class TrainingConfig:
         if not _is_int(self.validation_patches) or self.validation_patches < 0:
             raise ConfigError("validation_patches must be a non-negative integer.")
         _check_range("seed", self.seed, SEED_RANGE)
+        from .devices import parse_devices  # no TensorFlow
+
+        parse_devices(self.devices)
         if not isinstance(self.normalization, NormalizationConfig):
             raise ConfigError(
                 "normalization must be a NormalizationConfig or its dict, "
