@@ -290,9 +290,10 @@ def select_distribution(devices: Any = "auto") -> Distribution:
             resolver.task_type == "worker" and resolver.task_id == 0
         )
     names = list(getattr(strategy.extended, "worker_devices", chosen))
-    return Distribution(
-        strategy, str(devices), type(strategy).__name__, names, workers=workers, is_chief=chief
+    name = {"workers": "MultiWorkerMirroredStrategy", "one": "OneDeviceStrategy"}.get(
+        kind, "MirroredStrategy"
     )
+    return Distribution(strategy, str(devices), name, names, workers=workers, is_chief=chief)
 
 
 def select_for_training(devices: Any, batch_size: int, jit: bool) -> tuple[Distribution, bool]:
@@ -352,6 +353,15 @@ def distributed_train_step(
 
     def replica_step(x: Any, y: Any) -> tuple[Any, Any]:
         context = tf.distribute.get_replica_context()
+        # explicit placement (the inputs too, through tf.identity): in a tf.function, a
+        # multi-worker strategy's collectives need tensors with a device ("destinations can
+        # not be empty" otherwise)
+        replica = tf.get_static_value(context.replica_id_in_sync_group)
+        local = strategy.extended.worker_devices  # this worker's devices, in replica order
+        with tf.device(local[int(replica or 0) % len(local)]):
+            return _replica_body(context, tf.identity(x), tf.identity(y))
+
+    def _replica_body(context: Any, x: Any, y: Any) -> tuple[Any, Any]:
         with tf.GradientTape() as tape:
             pred = model(x, training=True)
             # the loss of the whole batch on every replica; all_gather's gradient gives each
