@@ -5,7 +5,7 @@ up before TensorFlow starts, which in the pytest process it already has.
 
 Usage::
 
-    python tests/devices_run.py OUT.npz PRECISION DEVICES [DEVICES ...]
+    python tests/devices_run.py OUT.npz PRECISION DEVICES[#BATCH] [DEVICES[#BATCH] ...]
 
 For each DEVICES it trains the same tiny model (same seed, data and global batch) and writes
 its final weights (``w{run}_{i}``) to OUT.npz and the record's ``extra`` and losses to
@@ -21,7 +21,7 @@ import sys
 import numpy as np
 
 
-def train_once(devices: str, precision: str) -> tuple[list[np.ndarray], dict]:
+def train_once(devices: str, precision: str, batch: int = 4) -> tuple[list[np.ndarray], dict]:
     """Three steps of a tiny BatchNorm UNet on ``devices``; the weights and a summary."""
     from napari_cytounet.core.config import TrainingConfig, UNetConfig
     from napari_cytounet.core.synthetic import synthetic_cells
@@ -29,7 +29,7 @@ def train_once(devices: str, precision: str) -> tuple[list[np.ndarray], dict]:
 
     images, masks = zip(*(synthetic_cells((64, 64), seed=s) for s in (1, 2)))
     config = TrainingConfig(
-        epochs=1, steps_per_epoch=3, patch_size=32, batch_size=4, learning_rate=1e-2, seed=0,
+        epochs=1, steps_per_epoch=3, patch_size=32, batch_size=batch, learning_rate=1e-2, seed=0,
         precision=precision, validation_patches=4, devices=devices,
     )  # fmt: skip
     unet = UNetConfig(depth=2, base_filters=4)
@@ -59,7 +59,8 @@ def main() -> None:
     summaries = []
     for k, devices in enumerate(runs):
         try:
-            weights, summary = train_once(devices, precision)
+            devices, _, batch = devices.partition("#")  # "cpu:0,1#3": batch size 3
+            weights, summary = train_once(devices, precision, int(batch or 4))
         except CytoUNetError as exc:
             summaries.append({"error": str(exc), "type": type(exc).__name__})
             continue
