@@ -200,6 +200,8 @@ def test_multi_worker_training_from_tf_config(tmp_path):
         assert record["strategy"] == "MultiWorkerMirroredStrategy"
         assert (record["workers"], record["replicas"]) == (2, 2)
     assert max_difference(results[0][0][0], results[1][0][0]) < 1e-6  # ...as the other
+    # worker 0 is the chief (it saves the model), worker 1 is not
+    assert [r[1][0]["extra"]["devices"]["chief"] for r in results] == [True, False]
 
 
 def test_mixed_bfloat16_on_two_devices(tmp_path):

@@ -181,6 +181,7 @@ class Distribution:
             "devices": list(self.devices),
             "replicas": self.replicas,
             "workers": self.workers,
+            "chief": self.is_chief,
             "global_batch": int(batch_size),
             "per_replica_batch": int(batch_size) // self.replicas,
             "notes": list(self.notes),
