@@ -22,6 +22,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from _results import emit
 from large_data import tf_matmul_peak
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "bbbc030"
+DATA = Path(os.environ.get("CYTOUNET_BBBC030", ROOT.parent / "shared" / "data" / "bbbc030"))
 WARMUP = 5
 
 
