@@ -8,6 +8,11 @@ pre-cut numpy arrays, in float32. The cytounet figure is measured inside
 ``tf.data`` prefetch, BCE+Dice loss, XLA-compiled step, mixed precision where
 the hardware has it), excluding the first batches (compilation) from both.
 
+Efficiency: the pipeline's FLOP rate (3 x the forward convolutions per patch: forward, and the
+backward pass's gradients for inputs and weights) divided by TensorFlow's own matmul peak on this
+machine (4096^2, oneDNN) in the precision used (``efficiency_vs_tf_peak``; the float32 run is
+divided by the float32 peak).
+
 Usage::
 
     python benchmarks/training_throughput.py [--patch-size 128] [--batch-size 16] [--steps 40]
@@ -17,13 +22,15 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
 from _results import emit
+from large_data import tf_matmul_peak
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "bbbc030"
+DATA = Path(os.environ.get("CYTOUNET_BBBC030", ROOT.parent / "shared" / "data" / "bbbc030"))
 WARMUP = 5
 
 
@@ -41,7 +48,7 @@ def main() -> None:
     from napari_cytounet.core.config import TrainingConfig, UNetConfig
     from napari_cytounet.core.data import PatchSampler, prepare_examples
     from napari_cytounet.core.events import BatchEnd, TrainingFinished
-    from napari_cytounet.core.model import build_unet
+    from napari_cytounet.core.model import build_unet, flops_per_pixel
     from napari_cytounet.core.pairs import read_pairs
     from napari_cytounet.core.precision import device_description, use_xla
     from napari_cytounet.core.training import train
@@ -100,6 +107,18 @@ def main() -> None:
         ours32, _ = pipeline("float32")
         result["cytounet_float32_patches_per_s"] = round(ours32, 2)
         result["speedup_float32"] = round(ours32 / baseline, 2)
+    peak = tf_matmul_peak()
+    flops_per_patch = 3 * flops_per_pixel(unet) * ps * ps  # forward + backward (2x forward)
+    result["tf_matmul_gflops"] = peak
+    result["training_gflops_per_patch"] = round(flops_per_patch / 1e9, 3)
+    runs = [(ours, precision)]
+    if "cytounet_float32_patches_per_s" in result:
+        runs.append((result["cytounet_float32_patches_per_s"], "float32"))
+    for rate, used in runs:
+        name = "bfloat16" if "bfloat16" in used else "float32"
+        achieved = rate * flops_per_patch / 1e9
+        result[f"achieved_gflops_{name}"] = round(achieved, 1)
+        result[f"efficiency_vs_tf_peak_{name}"] = round(achieved / peak[name], 3)
     result["device"] = device_description()
     emit(result, args.json)
 

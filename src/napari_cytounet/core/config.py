@@ -184,6 +184,8 @@ class TrainingConfig:
     Training stops after ``epochs`` epochs or after ``max_time`` seconds,
     whichever comes first (set either to ``None`` to disable it; at least one
     must be set). An epoch is ``steps_per_epoch`` batches of random patches.
+    ``batch_size`` is the global batch; ``devices`` chooses where training runs (see
+    :mod:`.devices`: ``"auto"``, ``"cpu"``, ``"gpu:0,1"``, ``"workers"``...).
     Frozen like the other configs: derive a changed copy with ``dataclasses.replace``.
 
     Examples
@@ -206,6 +208,7 @@ class TrainingConfig:
     augment: bool = True
     validation_patches: int = 32
     foreground_bias: float = 0.5
+    devices: str = "auto"
     normalization: NormalizationConfig = field(default_factory=NormalizationConfig)
 
     def __post_init__(self) -> None:
@@ -248,6 +251,9 @@ class TrainingConfig:
         if not _is_int(self.validation_patches) or self.validation_patches < 0:
             raise ConfigError("validation_patches must be a non-negative integer.")
         _check_range("seed", self.seed, SEED_RANGE)
+        from .devices import parse_devices  # no TensorFlow
+
+        parse_devices(self.devices)
         if not isinstance(self.normalization, NormalizationConfig):
             raise ConfigError(
                 "normalization must be a NormalizationConfig or its dict, "

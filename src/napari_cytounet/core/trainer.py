@@ -35,6 +35,9 @@ class Trainer:
         Initial learning rate; :meth:`step` may set another one per batch.
     jit
         Compile the steps with XLA.
+    distribution
+        A :class:`~.devices.Distribution` with a strategy: the training step runs on its
+        replicas (build the model, and this trainer, inside its ``scope()``).
 
     Examples
     --------
@@ -49,6 +52,7 @@ class Trainer:
         loss: str = "bce_dice",
         learning_rate: float = 2e-3,
         jit: bool = False,
+        distribution: Any = None,
     ) -> None:
         import keras
         import tensorflow as tf
@@ -76,6 +80,12 @@ class Trainer:
             pred = model(x, training=False)
             return loss_fn(y, pred), hard_dice(y, pred, classes)
 
+        if distribution is not None and distribution.strategy is not None:
+            from .devices import distributed_train_step
+
+            train_step = distributed_train_step(
+                distribution, model, optimizer, loss_fn, lambda y, p: hard_dice(y, p, classes)
+            )
         self._train_step, self._eval_step = train_step, eval_step
 
     def step(self, x: Any, y: Any, learning_rate: float | None = None) -> tuple[float, float]:

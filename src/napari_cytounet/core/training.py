@@ -190,6 +190,7 @@ class TrainingRun:
     epoch: int = 0
     reason: str = "epochs"
     seconds: float = 0.0
+    distribution: Any = None  # devices.Distribution
 
     def fraction(self, steps_done: int, elapsed: float) -> float:
         """Progress in [0, 1]: the larger of the epochs done and the time used."""
@@ -275,6 +276,7 @@ def prepare_training(
     """
     import keras
 
+    from .devices import select_for_training
     from .model import build_unet
     from .precision import resolve_precision
 
@@ -288,19 +290,24 @@ def prepare_training(
         images, labels, config, unet, initial, names, validation, validation_names
     )
     config = replace(config, patch_size=_round_up(config.patch_size, unet.divisor))
+    # the strategy first: a multi-worker one must start before other TensorFlow work
+    distribution, use_jit = select_for_training(config.devices, config.batch_size, resolve_jit(jit))
     seed = int(config.seed)
     keras.utils.set_random_seed(seed)
     precision = resolve_precision(config.precision)
-    use_jit = resolve_jit(jit)
-    model = build_unet(unet, dtype_policy=precision)
-    if initial is not None:
-        try:
-            model.set_weights(initial.model.get_weights())
-        except ValueError as exc:
-            raise ModelError(
-                f"Cannot continue from {initial.name}: its weights do not fit its recorded "
-                f"architecture ({exc}). Start a new model."
-            ) from exc
+    with distribution.scope():
+        model = build_unet(unet, dtype_policy=precision)
+        if initial is not None:
+            try:
+                model.set_weights(initial.model.get_weights())
+            except ValueError as exc:
+                raise ModelError(
+                    f"Cannot continue from {initial.name}: its weights do not fit its recorded "
+                    f"architecture ({exc}). Start a new model."
+                ) from exc
+        trainer = Trainer(
+            model, unet.classes, config.loss, config.learning_rate, use_jit, distribution
+        )
     sampler = PatchSampler(
         examples, config.patch_size, foreground_bias=config.foreground_bias, seed=seed
     )
@@ -311,7 +318,6 @@ def prepare_training(
             val_examples, config.patch_size, config.validation_patches, seed=seed + 7,
             foreground_bias=config.foreground_bias,
         )  # fmt: skip
-    trainer = Trainer(model, unet.classes, config.loss, config.learning_rate, use_jit)
     started = TrainingStarted(
         epochs=config.epochs, max_time=config.max_time, batches=config.steps_per_epoch,
         patch_size=config.patch_size, batch_size=config.batch_size, precision=precision,
@@ -324,6 +330,7 @@ def prepare_training(
         use_jit=use_jit, started=started, images=images, labels=labels, names=names,
         validation=validation, validation_names=validation_names, initial=initial,
         val_x=val_x, val_y=val_y, history={k: [] for k in history_keys},
+        distribution=distribution,
     )  # fmt: skip
 
 
@@ -439,9 +446,11 @@ def finish_training(run: TrainingRun) -> TrainingFinished:
     seconds = run.seconds
     pps = run.patches / seconds if seconds > 0 else 0.0
     p = cfg.patch_size
+    distribution = run.distribution
+    where = (distribution.label() if distribution is not None else None) or device_description()
     summary = (
         f"Trained {run.patches:,} patches of {p}x{p} in {seconds:.1f} s ({pps:.2f} patches/s) "
-        f"on {device_description()} with {run.precision}; {run.epoch} epoch(s), "
+        f"on {where} with {run.precision}; {run.epoch} epoch(s), "
         f"best epoch {run.best_epoch}"
     )
     if final_val_dice is not None:
@@ -457,7 +466,8 @@ def finish_training(run: TrainingRun) -> TrainingFinished:
         training=cfg, history=run.history, data_summary=data_summary,
         versions=library_versions(), name=initial.name if initial is not None else "cytounet",
         extra={
-            "precision": run.precision, "device": device_description(), "xla": run.use_jit,
+            "precision": run.precision, "device": where, "xla": run.use_jit,
+            "devices": distribution.describe(cfg.batch_size) if distribution else None,
             "seconds": round(seconds, 2), "patches": run.patches,
             "patches_per_second": round(pps, 3), "best_epoch": run.best_epoch,
             "stop_reason": run.reason, "batch_norm_recalibrated": recalibrated,
