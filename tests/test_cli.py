@@ -239,6 +239,23 @@ def test_train_refuses_outlines_unless_forced(
     assert "patches/s" in out  # the TrainingFinished summary line
 
 
+def test_train_on_missing_gpus_is_one_line(
+    capsys: pytest.CaptureFixture, data: Path, tmp_path: Path
+) -> None:
+    """`--devices gpu` where TensorFlow sees no GPU: a one-line error, no model file."""
+    target = tmp_path / "gpus.keras"
+    argv = ["train", data / "train/images", data / "train/masks", "-o", target, *TINY]
+    code, _out, err = run(
+        capsys, *argv, "--epochs", "1", "--steps-per-epoch", "1", "--devices", "gpu"
+    )
+    assert code == 2  # a setting this machine cannot honour: a usage error, like other configs
+    assert_one_line_error(err)
+    assert "sees none" in err
+    assert not target.exists()
+    code, _out, err = run(capsys, *argv, "--devices", "gpu:x")
+    assert code != 0 and "gpu:x" in err
+
+
 def test_ctrl_c_once_saves_the_best_model_and_exits_130(
     capsys: pytest.CaptureFixture, data: Path, model: Path, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

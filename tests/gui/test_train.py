@@ -181,8 +181,17 @@ def test_bad_choices_notify_and_change_nothing(viewer, qtbot, notes, tmp_path):
     assert len(notes.errors) == n + 1 and "corrupt" in notes.errors[-1].lower(), notes.errors
     assert snapshot(viewer) == before
     assert widget._session.bundle is None
-    # still usable: a good run afterwards works
+    # GPUs asked for on a machine without one: the engine says so, nothing changes
     widget._start_from.value = "new"
+    widget._devices.value = "gpu"
+    before = snapshot(viewer)
+    n = len(notes.errors)
+    assert widget.start()
+    wait_idle(qtbot, widget)
+    assert len(notes.errors) == n + 1 and "gpu" in notes.errors[-1].lower(), notes.errors
+    assert snapshot(viewer) == before and widget._session.bundle is None
+    widget._devices.value = "auto"
+    # still usable: a good run afterwards works
     assert widget.start()
     wait_idle(qtbot, widget)
     assert widget._session.bundle is not None

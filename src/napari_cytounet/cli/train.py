@@ -83,6 +83,7 @@ CONFIG_OPTIONS = {
     "loss": "loss",
     "seed": "seed",
     "precision": "precision",
+    "devices": "devices",
 }
 
 
@@ -157,6 +158,11 @@ def _add_settings(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--precision", choices=PRECISIONS,
         help="float32, or mixed_bfloat16 where the hardware has it (default auto)",
+    )  # fmt: skip
+    p.add_argument(
+        "--devices", metavar="DEVICES",
+        help="where to train: auto (default; all GPUs when several), cpu, gpu, gpu:0,1, a count, "
+        "or workers (MultiWorkerMirroredStrategy from TF_CONFIG); --batch-size is the global batch",
     )  # fmt: skip
 
 
@@ -353,6 +359,10 @@ def _save(finished: Any, output: Path) -> int:
     if finished is None:  # pragma: no cover - train always ends with TrainingFinished
         raise ModelError("training ended without a model; nothing was saved.")
     say(finished.summary)
+    devices = finished.bundle.extra.get("devices") or {}
+    if not devices.get("chief", True):  # multi-worker: only worker 0 writes the model
+        say("This worker is not the chief (TF_CONFIG task index 0 is); it saves no model.")
+        return EXIT_OK
     output.parent.mkdir(parents=True, exist_ok=True)
     stopped = finished.reason == "stopped"
     target = output

@@ -25,6 +25,13 @@ from .errors import ConfigError
 LABEL_MODES = ("dense", "scribbles")
 LOSSES = ("bce", "dice", "bce_dice")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
+#: The devices settings the Train widget offers (the CLI's ``--devices`` takes any value that
+#: :mod:`.devices` parses, e.g. ``gpu:0,1`` or ``workers``), with their labels.
+DEVICE_CHOICES = {
+    "auto": "auto (all GPUs when several)",
+    "cpu": "CPU only",
+    "gpu": "all GPUs",
+}
 NORMALIZATION_METHODS = ("percentile", "scale")
 
 # Inclusive limits of every numeric setting: the one source for the configs' checks, the CLI's

@@ -32,6 +32,7 @@ from magicgui.widgets import (
 from napari_cytounet.core.config import (
     BATCH_RANGE,
     DEPTH_RANGE,
+    DEVICE_CHOICES,
     FILTERS_RANGE,
     LOSSES,
     PATCH_RANGE,
@@ -87,6 +88,7 @@ SETTINGS = {
     "steps_per_epoch": "_steps",
     "learning_rate": "_lr",
     "loss": "_loss",
+    "devices": "_devices",
     "augment": "_augment",
 }
 
@@ -159,9 +161,15 @@ class TrainWidget(ScrollingDock):
         self._loss = ComboBox(
             label="Loss", choices=[(LOSS_NAMES[loss], loss) for loss in LOSSES], value="bce_dice"
         )
+        self._devices = ComboBox(
+            label="Devices",
+            choices=[(label, value) for value, label in DEVICE_CHOICES.items()],
+            value="auto",
+            tooltip="Where the engine trains; the batch size is split across the devices.",
+        )
         self._augment = CheckBox(value=True, text="Augment (flips, rotations, intensity)")
         self._force = CheckBox(value=False, text="Train despite quality-check errors")
-        options = [self._patch, self._batch, self._steps, self._lr, self._loss]
+        options = [self._patch, self._batch, self._steps, self._lr, self._loss, self._devices]
         self._opts = Container(widgets=[*options, self._augment, self._force], labels=True)
 
     def _build_run(self) -> None:
@@ -289,6 +297,7 @@ class TrainWidget(ScrollingDock):
             batch_size=int(self._batch.value),
             learning_rate=float(self._lr.value),
             loss=self._loss.value,
+            devices=self._devices.value,
             labels=self._mode.value,
             augment=bool(self._augment.value),
         )
