@@ -132,3 +132,16 @@ def test_runtime_dependencies_are_what_the_code_imports():
     unused = runtime - imported - {"imagecodecs"}  # imagecodecs: tifffile's LZW codec plug-in
     assert not unused, f"declared but never imported: {sorted(unused)}"
     assert "npe2" not in runtime, "npe2 is used by the tests only"
+
+
+def test_no_function_over_80_lines_and_no_file_over_600():
+    """The size rules of the code (issue #12), checked by scripts/code_size.py over src."""
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "code_size.py"), str(ROOT / "src")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

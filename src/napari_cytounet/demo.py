@@ -321,27 +321,17 @@ def run_demo(
     """
     from ._version import __version__
     from .core.bundle import load_bundle, save_bundle
-    from .core.config import TrainingConfig, UNetConfig
     from .core.errors import DataError
-    from .core.io import write_image, write_labels
+    from .core.io import write_image
     from .core.metrics import score
-    from .core.predict import segment
     from .core.training import train_model
 
     t0 = time.perf_counter()
     out = Path(out_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise DataError(f"The demo's output folder {out} is a file; choose a folder.")
-    config = TrainingConfig(
-        epochs=epochs,
-        max_time=max_time,
-        steps_per_epoch=_given(steps_per_epoch, DEMO_STEPS_PER_EPOCH),
-        patch_size=_given(patch_size, DEMO_PATCH_SIZE),
-        batch_size=_given(batch_size, DEMO_BATCH_SIZE),
-        seed=seed,
-    )
-    unet = UNetConfig(
-        depth=_given(depth, DEMO_DEPTH), base_filters=_given(base_filters, DEMO_FILTERS)
+    config, unet = _demo_configs(
+        max_time, epochs, steps_per_epoch, patch_size, batch_size, depth, base_filters, seed
     )
     targets = [out / n for n in ("model.keras", "model.json", "overlay.png", "report.md")]
     targets += [out / f"{name}_prediction.png" for name in VALIDATION_NAMES]
@@ -370,11 +360,7 @@ def run_demo(
     model_path = save_bundle(finished.bundle, out / "model.keras")
     bundle = load_bundle(model_path)  # predict with the saved model, as a user would
 
-    predictions, prediction_paths = [], []
-    for name, image in zip(VALIDATION_NAMES, val_images):
-        mask = segment(bundle, image, threshold=0.5, jit=jit)  # the core's one pipeline
-        predictions.append(mask)
-        prediction_paths.append(write_labels(out / f"{name}_prediction.png", mask * np.uint8(255)))
+    predictions, prediction_paths = _predict_validation(bundle, val_images, out, jit)
     table = score(predictions, val_masks, names=list(VALIDATION_NAMES))
     overlay_path = write_image(
         out / "overlay.png", overlay_image(val_images[0], predictions[0], val_masks[0])
@@ -394,3 +380,45 @@ def run_demo(
     _write_text(result.report_path, _report(result, finished, bundle))
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _demo_configs(
+    max_time: float | None,
+    epochs: int | None,
+    steps_per_epoch: int | None,
+    patch_size: int | None,
+    batch_size: int | None,
+    depth: int | None,
+    base_filters: int | None,
+    seed: int,
+) -> tuple[Any, Any]:
+    """The demo's TrainingConfig and UNetConfig: the given settings over the ``DEMO_*`` ones."""
+    from .core.config import TrainingConfig, UNetConfig
+
+    config = TrainingConfig(
+        epochs=epochs,
+        max_time=max_time,
+        steps_per_epoch=_given(steps_per_epoch, DEMO_STEPS_PER_EPOCH),
+        patch_size=_given(patch_size, DEMO_PATCH_SIZE),
+        batch_size=_given(batch_size, DEMO_BATCH_SIZE),
+        seed=seed,
+    )
+    unet = UNetConfig(
+        depth=_given(depth, DEMO_DEPTH), base_filters=_given(base_filters, DEMO_FILTERS)
+    )
+    return config, unet
+
+
+def _predict_validation(
+    bundle: Any, images: list[np.ndarray], out: Path, jit: bool | None
+) -> tuple[list[np.ndarray], list[Path]]:
+    """Segment the validation images with the saved model; write each mask (0/255 PNG)."""
+    from .core.io import write_labels
+    from .core.predict import segment
+
+    predictions, paths = [], []
+    for name, image in zip(VALIDATION_NAMES, images):
+        mask = segment(bundle, image, threshold=0.5, jit=jit)  # the core's one pipeline
+        predictions.append(mask)
+        paths.append(write_labels(out / f"{name}_prediction.png", mask * np.uint8(255)))
+    return predictions, paths

@@ -60,6 +60,7 @@ __all__ = [
     "pair_folders",
     "read_image",
     "read_mask",
+    "read_pairs",
     "write_image",
     "write_labels",
 ]
@@ -279,3 +280,9 @@ def output_path(out_dir: PathLike, source_path: PathLike, suffix: str = ".tif") 
             f"Output suffix must contain a file extension such as '.tif', got {suffix!r}."
         )
     return Path(out_dir) / f"{Path(source_path).stem}{suffix}"
+
+
+# The one reader of image/mask folder pairs lives in .pairs (it reads with the functions above);
+# imported last so that .pairs finds them here.
+from .pairs import PairedData as PairedData  # noqa: E402
+from .pairs import read_pairs as read_pairs  # noqa: E402

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DataError
-from .io import Pairing, pair_folders, read_image, read_mask
+from .io_folders import Pairing, pair_folders
+from .io_read import read_image, read_mask
 
 PathLike = str | os.PathLike
 

@@ -22,6 +22,7 @@ edit is ever lost.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -80,6 +81,20 @@ if TYPE_CHECKING:
 SECTION = "predict"
 
 
+@dataclass
+class PredictionRun:
+    """The prediction being run: which layer (and plane), and what comes back.
+
+    ``index`` is the plane's leading index (``None``: the whole layer); ``output`` is the zarr
+    store a lazy layer is segmented into (``None``: the result comes back as an array).
+    """
+
+    image: Any
+    index: tuple[int, ...] | None
+    probabilities: bool = False
+    output: Path | None = None
+
+
 class PredictWidget(RetrainMixin, ScrollingDock):
     """Segment an Image layer with the current model (or a model file); correct and retrain."""
 
@@ -89,7 +104,7 @@ class PredictWidget(RetrainMixin, ScrollingDock):
         self._session = session_for(viewer)
         self._runner = JobRunner("prediction")
         self._trainer = JobRunner("retraining")
-        self._job: dict[str, Any] = {}
+        self._job: PredictionRun | None = None
         self.last_result: Any = None  # the last PredictionFinished (or ZarrPrediction) event
         self.last_training: Any = None  # the last TrainingFinished event of a retrain
         self._checkpoint: Any = None  # the last TrainingCheckpoint of a retrain
@@ -263,8 +278,10 @@ class PredictWidget(RetrainMixin, ScrollingDock):
     def _on_predict_clicked(self, *_: Any) -> None:
         if not self._runner.running:
             self.predict()
-        elif self._job.get("output"):  # a zarr run: wait for the engine to stop writing, so
-            self._runner.request_stop()  # that predicting again safely resumes the store
+        elif self._job is not None and self._job.output:
+            # a zarr run: wait for the engine to stop writing, so that predicting again safely
+            # resumes the store
+            self._runner.request_stop()
             self._predict_btn.text = "Stopping…"
             self._predict_btn.enabled = False
             self._status.value = "Stopping after the blocks being written…"
@@ -314,11 +331,7 @@ class PredictWidget(RetrainMixin, ScrollingDock):
                     return False
             index = _layers.plane_at_cursor(self._viewer, image)
             data = data[index]  # a lazy image reads this plane only
-        self._job = {
-            "image": image,
-            "index": index,
-            "probabilities": bool(self._probabilities.value),
-        }
+        self._job = PredictionRun(image, index, probabilities=bool(self._probabilities.value))
         self._progress.value = 0
         where = f" (plane {','.join(map(str, index))})" if index else ""
         self._status.value = f"Segmenting {image.name}{where}…"
@@ -361,7 +374,7 @@ class PredictWidget(RetrainMixin, ScrollingDock):
         except CytoUNetError as exc:
             notify_exception(exc)
             return False
-        self._job = {"image": image, "index": None, "output": output}
+        self._job = PredictionRun(image, None, output=output)
         self._progress.value = 0
         self._status.value = f"Segmenting {image.name} into {output}…"
         stop = threading.Event()
@@ -393,7 +406,7 @@ class PredictWidget(RetrainMixin, ScrollingDock):
             self._status.value = status
         elif isinstance(event, JobCancelled):
             self._status.value = (
-                f"Stopped. The finished blocks are kept in {self._job.get('output')}: predict "
+                f"Stopped. The finished blocks are kept in {self._job.output}: predict "
                 "again with the same settings to resume."
             )
         elif stopping and isinstance(event, PredictionProgress):
@@ -405,7 +418,7 @@ class PredictWidget(RetrainMixin, ScrollingDock):
             planes = f" · plane {event.plane}/{event.planes}" if event.planes > 1 else ""
             self._status.value = (
                 f"Writing the zarr output… {event.done}/{event.total} tasks"
-                if self._job.get("output")
+                if self._job.output
                 else f"Segmenting… tile {event.done}/{event.total}{planes}"
             )
             self._progress.value = int(1000 * event.fraction)  # last: Cancel may follow it
@@ -425,8 +438,8 @@ class PredictWidget(RetrainMixin, ScrollingDock):
     def _write_outputs(self, event: Any) -> None:
         from napari.layers import Labels
 
-        image = self._job["image"]
-        index = self._job["index"]
+        image = self._job.image
+        index = self._job.index
         if not any(image is la for la in self._viewer.layers):
             show_warning(f"The image {image.name!r} was removed; the segmentation is not shown.")
             return
@@ -448,7 +461,7 @@ class PredictWidget(RetrainMixin, ScrollingDock):
             prediction=np.array(layer.data, copy=True),
             edits=record.edits if record is not None else None,
         )
-        if self._job["probabilities"]:
+        if self._job.probabilities:
             probs = np.asarray(event.probabilities, dtype=np.float32)
             _layers.put_image(
                 self._viewer,
@@ -477,7 +490,7 @@ class PredictWidget(RetrainMixin, ScrollingDock):
         """Show the finished zarr output as a lazy Labels layer (never loaded whole)."""
         from napari.layers import Labels
 
-        image = self._job["image"]
+        image = self._job.image
         if not any(image is la for la in self._viewer.layers):
             show_warning(
                 f"The image {image.name!r} was removed; the segmentation is in {event.path}."
