@@ -288,23 +288,7 @@ def check_folders(
                 )
         if len(arrays) == 2:
             issues.extend(check_pair(*arrays, name=name, label_mode=label_mode, classes=classes))
-    for path in pairing.unpaired_images:
-        issues.append(
-            Issue.make(
-                "unpaired_image",
-                path.stem,
-                f"{path.stem}: the image '{path.name}' has no mask in '{masks_dir}' and is left "
-                "out; add a mask with the same name (e.g. "
-                f"{path.stem}.png or {path.stem}_mask.png) or move the image away.",
-            )
-        )
-    for path in pairing.unpaired_masks:
-        issues.append(
-            Issue.make(
-                "unpaired_mask",
-                path.stem,
-                f"{path.stem}: the mask '{path.name}' has no image of the same name in "
-                f"'{images_dir}' and is ignored; rename it to match its image or remove it.",
-            )
-        )
+    from .pairs import pairing_issues
+
+    issues.extend(pairing_issues(pairing, images_dir, masks_dir))
     return QualityReport(issues, len(pairing.pairs))

@@ -217,11 +217,7 @@ class RetrainMixin:
         """Retrain the current model with the corrections, then predict again."""
         if self.running:
             return False
-        if self._session.busy:
-            show_error(
-                f"The current model is busy ({self._session.busy}); wait for it to finish or "
-                "stop it."
-            )
+        if self._session.refuse_if_busy():
             return False
         try:
             request = self.build_retrain_request()

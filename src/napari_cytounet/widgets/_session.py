@@ -70,6 +70,15 @@ class SessionModel:
         self.busy = what
         self.changed.emit()
 
+    def refuse_if_busy(self) -> bool:
+        """Notify and return True when a job runs on the current model (a new one must wait)."""
+        if not self.busy:
+            return False
+        from napari.utils.notifications import show_error
+
+        show_error(f"The current model is busy ({self.busy}); wait for it to finish or stop it.")
+        return True
+
     def describe(self) -> str:
         """Multi-line text about the current model (or how to get one)."""
         if self.bundle is None:

@@ -48,7 +48,6 @@ from ._common import (
     expand,
     header,
     notify_exception,
-    show_error,
 )
 from ._jobs import TrainingRequest, keep_checkpoint, start_job, training_job
 from ._live import LiveSection
@@ -362,11 +361,7 @@ class TrainWidget(ScrollingDock):
         """Start training with the widget's settings; returns False (and notifies) if it cannot."""
         if self._runner.running:
             return False
-        if self._session.busy:
-            show_error(
-                f"The current model is busy ({self._session.busy}); wait for it to finish or "
-                "stop it."
-            )
+        if self._session.refuse_if_busy():
             return False
         try:
             request = self.build_request()
