@@ -199,7 +199,7 @@ def test_stop_then_predict_again_resumes(viewer, qtbot, notes, with_model, tmp_p
 def test_zarr_source_finds_the_store_or_says_why_not(viewer, tmp_path):
     """Which lazy layers the engine can read by reference (no model run: fast)."""
     from napari_cytounet.core.errors import DataError
-    from napari_cytounet.widgets._lazy_predict import default_output, zarr_source
+    from napari_cytounet.widgets._predict_lazy import default_output, zarr_source
 
     # an OME-Zarr-like multiscale group opened as a multiscale layer: level 0's array
     group = zarr.open_group(str(tmp_path / "image.ome.zarr"), mode="w")

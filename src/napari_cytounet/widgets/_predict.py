@@ -7,7 +7,7 @@ translate; running it again updates those layers instead of adding new ones.
 
 Lazy images (zarr arrays, dask arrays read from a zarr store, multiscale level 0) are
 never loaded: with "Write to zarr" the engine segments them from the store's path into a
-zarr output, shown as a lazy Labels layer (see :mod:`._lazy_predict`). Stopping keeps the
+zarr output, shown as a lazy Labels layer (see :mod:`._predict_lazy`). Stopping keeps the
 finished blocks; predicting again resumes.
 
 Correct and retrain: fix the segmentation with napari's brush and eraser, then
@@ -60,7 +60,7 @@ from ._jobs import (
     engine_status,
     predict_job,
 )
-from ._lazy_predict import (
+from ._predict_lazy import (
     check_output,
     default_output,
     is_lazy,
