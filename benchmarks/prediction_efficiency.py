@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 from _results import emit
+from large_data import tf_matmul_peak
 
 
 def matmul_rate(n: int = 2048, repeats: int = 5) -> float:
@@ -67,6 +68,10 @@ def main() -> None:
     parser.add_argument("--big", type=int, default=8192)
     parser.add_argument("--tile-size", type=int, default=None)
     parser.add_argument("--filters", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=None, help="tiles per batch")
+    parser.add_argument(
+        "--jit", choices=("auto", "on", "off"), default="auto", help="XLA for the prediction"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the JSON line here")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -81,20 +86,26 @@ def main() -> None:
     from napari_cytounet.core.predict import DEFAULT_TILE_SIZE, TilePlan, predict_probabilities
 
     tile = args.tile_size or DEFAULT_TILE_SIZE
+    jit = {"auto": None, "on": True, "off": False}[args.jit]
+    options = {"tile_size": tile, "jit": jit}
+    if args.batch_size:
+        options["batch_size"] = args.batch_size
     unet = UNetConfig(base_filters=args.filters) if args.filters else UNetConfig()
     precision = resolve_precision("auto")
     bundle = ModelBundle(model=build_unet(unet, dtype_policy=precision), unet=unet)
     image = np.random.default_rng(0).integers(0, 4096, (args.size, args.size), dtype=np.uint16)
-    predict_probabilities(bundle, image[:512, :512], tile_size=tile)  # compile
-    predict_probabilities(bundle, image, tile_size=tile)  # warm up at this tile shape
+    predict_probabilities(bundle, image[:512, :512], **options)  # compile
+    predict_probabilities(bundle, image, **options)  # warm up at this tile shape
     times = []
     for _ in range(2):
         t0 = time.perf_counter()
-        predict_probabilities(bundle, image, tile_size=tile)
+        predict_probabilities(bundle, image, **options)
         times.append(time.perf_counter() - t0)
     seconds = min(times)
     pixels_per_second = image.size / seconds
     rate = matmul_rate()
+    peak = tf_matmul_peak()
+    peak_here = peak["bfloat16" if precision == "mixed_bfloat16" else "float32"]
     fpp = flops_per_pixel(unet)
     plan = TilePlan(args.size, args.size, unet.divisor, tile, None)
 
@@ -121,6 +132,10 @@ def main() -> None:
         "achieved_gflops": round(pixels_per_second * fpp / 1e9, 1),
         "numpy_float32_matmul_gflops": round(rate / 1e9, 1),
         "efficiency": round(pixels_per_second * fpp / rate, 3),
+        "tf_matmul_gflops": peak,
+        "efficiency_vs_tf_peak": round(pixels_per_second * fpp / 1e9 / peak_here, 3),
+        "batch_size": options.get("batch_size"),
+        "jit": args.jit,
         "big_image": [args.big, args.big],
         "big_image_peak_rss_gib": big["peak_rss_gib"],
         "big_image_seconds": big["seconds"],

@@ -39,6 +39,19 @@ def cpu_has_bf16() -> bool:
     return any(flag in cpu_flags() for flag in BF16_CPU_FLAGS)
 
 
+def cpu_bf16_is_faster() -> bool:
+    """True if bfloat16 beats float32 on this CPU: it has AMX-BF16 tile units.
+
+    AVX512-BF16 alone is not enough. Measured on a 2-core AVX512-BF16 CPU without AMX
+    (2026-12-02): TensorFlow's 4096^2 matmul ran at 161 GFLOP/s in bfloat16 against 305 in
+    float32, training the default UNet at 16.6 patches/s against 24.3, and prediction at
+    0.87 Mpx/s against 1.26. With AMX the same matmul reached 844 GFLOP/s against 484.
+    """
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    return "amx_bf16" in cpu_flags()
+
+
 @functools.lru_cache(maxsize=1)
 def gpu_has_bf16() -> bool:
     """True if TensorFlow sees a GPU with native bfloat16 (compute capability >= 8.0)."""
@@ -97,7 +110,7 @@ def resolve_precision(requested: str = "auto") -> str:
         )
     if has_gpu():
         return "mixed_bfloat16" if gpu_has_bf16() else "float32"
-    return "mixed_bfloat16" if cpu_has_bf16() else "float32"
+    return "mixed_bfloat16" if cpu_bf16_is_faster() else "float32"
 
 
 def device_description() -> str:

@@ -60,6 +60,7 @@ from ._jobs import (
     engine_status,
     predict_job,
 )
+from ._live import LiveSection
 from ._predict_lazy import (
     check_output,
     default_output,
@@ -69,7 +70,6 @@ from ._predict_lazy import (
     predict_zarr_job,
     zarr_source,
 )
-from ._live import LiveSection
 from ._predict_retrain import RetrainMixin
 from ._scroll import ScrollingDock
 from ._session import PredictionRecord, session_for
