@@ -283,7 +283,7 @@ def main() -> None:
     parser.add_argument("--planes", type=int, default=3)
     parser.add_argument("--sizes", type=float, nargs="*", default=None, help="GB per stack")
     parser.add_argument("--tiles", type=int, nargs="*", default=[1024])
-    parser.add_argument("--batches", type=int, nargs="*", default=[2])
+    parser.add_argument("--batches", type=int, nargs="*", default=[1])
     parser.add_argument("--memory-limit", default="2GiB")
     parser.add_argument("--skip", nargs="*", default=[], help="parts to skip, e.g. cluster")
     parser.add_argument("--json", type=Path, default=None)
