@@ -331,18 +331,22 @@ class PredictWidget(RetrainMixin, ScrollingDock):
                     return False
             index = _layers.plane_at_cursor(self._viewer, image)
             data = data[index]  # a lazy image reads this plane only
-        self._job = PredictionRun(image, index, probabilities=bool(self._probabilities.value))
-        self._progress.value = 0
         where = f" (plane {','.join(map(str, index))})" if index else ""
-        self._status.value = f"Segmenting {image.name}{where}…"
+        run = PredictionRun(image, index, probabilities=bool(self._probabilities.value))
+        return self._start(
+            run, f"Segmenting {image.name}{where}…", predict_job, bundle, path, data, channel_axis,
+            params,
+        )  # fmt: skip
+
+    def _start(self, run: PredictionRun, status: str, job: Any, *args: Any) -> bool:
+        """Start ``job(*args, stop)`` in the engine for ``run``, with a stop event of its own."""
+        self._job = run
+        self._progress.value = 0
+        self._status.value = status
         stop = threading.Event()
         self._runner.start(
-            predict_job,
-            bundle,
-            path,
-            data,
-            channel_axis,
-            params,
+            job,
+            *args,
             stop,
             on_event=self._on_predict_event,
             on_done=self._on_predict_done,
@@ -374,25 +378,10 @@ class PredictWidget(RetrainMixin, ScrollingDock):
         except CytoUNetError as exc:
             notify_exception(exc)
             return False
-        self._job = PredictionRun(image, None, output=output)
-        self._progress.value = 0
-        self._status.value = f"Segmenting {image.name} into {output}…"
-        stop = threading.Event()
-        self._runner.start(
-            predict_zarr_job,
-            bundle,
-            path,
-            source,
-            output,
-            channel_axis,
-            params,
-            stop,
-            on_event=self._on_predict_event,
-            on_done=self._on_predict_done,
-            stop_event=stop,
-        )
-        self._update_buttons()
-        return True
+        return self._start(
+            PredictionRun(image, None, output=output), f"Segmenting {image.name} into {output}…",
+            predict_zarr_job, bundle, path, source, output, channel_axis, params,
+        )  # fmt: skip
 
     def _on_predict_event(self, event: Any) -> None:
         from napari_cytounet.core.events import PredictionFinished, PredictionProgress
