@@ -10,6 +10,12 @@ corrected, so each method is corrected where it errs). For each round: annotated
 learner seconds (wall time of the call), Dice on the image, mean Dice on other
 images of the set.
 
+The session applies the strokes to the mask it returns (``honour_strokes``: a
+background stroke across an object removes it); ``model_dice`` is the UNet's own
+mask without them. So that the comparison stays fair, the forest is played twice:
+as ilastik/APOC show it (``forest``), and with the same stroke edits
+(``forest_with_edits``).
+
 Examples (from the repository root)::
 
     python benchmarks/interactive.py --images DIR/images --masks DIR/masks --image cho01
@@ -140,10 +146,12 @@ def play_session(images, masks, seconds, seed) -> list[dict]:
         if k == 0:
             wall_first = time.perf_counter() - t_build
         mask = finished.mask
+        model_dice = dice(finished.probabilities > 0.5, masks[0])
         others = [dice(session.segment(im), m) for im, m in zip(images[1:], masks[1:])]
         rows.append({
             "round": k, "budget": budget, "annotated_percent": 100 * float(np.mean(strokes > 0)),
             "seconds": round(wall, 2), "dice": round(dice(mask, masks[0]), 4),
+            "model_dice": round(model_dice, 4),
             "others_dice": round(float(np.mean(others)), 4) if others else None,
             "adopted": finished.adopted, "steps": finished.steps,
             "previews": {s: {"seconds": v[0], "dice": round(v[1], 4)} for s, v in previews.items()},
@@ -153,10 +161,14 @@ def play_session(images, masks, seconds, seed) -> list[dict]:
     return rows
 
 
-def play_forest(images, masks, rounds, seed, feats_others) -> list[dict]:
-    """The same robot with a raw-feature random forest (the ilastik/APOC baseline)."""
+def play_forest(images, masks, rounds, seed, feats_others, edits=False) -> list[dict]:
+    """The same robot with a raw-feature random forest (the ilastik/APOC baseline).
+
+    ``edits=True`` applies the strokes to its masks as the session does.
+    """
     from napari_cytounet.core.metrics import dice
     from napari_cytounet.core.pixel_classifier import PixelClassifier
+    from napari_cytounet.core.stroke_edits import honour_strokes
 
     rows, strokes, mask = [], first_strokes(masks[0], seed), None
     forest = PixelClassifier(normalise=False, n_estimators=100, max_depth=None, seed=seed)
@@ -165,7 +177,11 @@ def play_forest(images, masks, rounds, seed, feats_others) -> list[dict]:
             strokes = correct(strokes, mask, masks[0])
         t0 = time.perf_counter()
         forest.fit(images[0], strokes)
-        mask = forest.predict(images[0])
+        if edits:
+            prob = forest.predict_proba(images[0])
+            mask = honour_strokes(prob > 0.5, prob, strokes)
+        else:
+            mask = forest.predict(images[0])
         wall = time.perf_counter() - t0
         others = [dice(forest.predict(im, f), m)
                   for im, f, m in zip(images[1:], feats_others, masks[1:])]  # fmt: skip
@@ -174,7 +190,8 @@ def play_forest(images, masks, rounds, seed, feats_others) -> list[dict]:
             "seconds": round(wall, 2), "dice": round(dice(mask, masks[0]), 4),
             "others_dice": round(float(np.mean(others)), 4) if others else None,
         })  # fmt: skip
-        print(f"forest round {k}: {rows[-1]}", file=sys.stderr, flush=True)
+        name = "forest with edits" if edits else "forest"
+        print(f"{name} round {k}: {rows[-1]}", file=sys.stderr, flush=True)
     return rows
 
 
@@ -204,11 +221,12 @@ def main() -> None:
 
     feats = [pixel_features(im, normalise=False) for im in images[1:]]
     forest = play_forest(images, masks, len(ROUND_SECONDS), args.seed, feats)
+    edited = play_forest(images, masks, len(ROUND_SECONDS), args.seed, feats, edits=True)
     emit({
         "benchmark": "interactive", "data": args.synthetic or str(args.images),
         "image": names[0], "others": names[1:], "shape": list(masks[0].shape),
         "tensorflow_import_seconds": round(import_seconds, 2), "cpu_count": os.cpu_count(),
-        "session": session, "forest": forest,
+        "session": session, "forest": forest, "forest_with_edits": edited,
     }, args.json)  # fmt: skip
 
 

@@ -9,7 +9,8 @@ in each of the 5 largest wrong regions into the same layer, with no click: the c
 the paint to the first answer that learned from it. Beside it, in the same run and the same
 process, a random forest on multiscale filter features of the raw image (what ilastik and
 APOC fit) learns from the same kind of strokes, corrected where it errs, and is timed from the
-"click" to its mask. Screenshots of the window go to ``docs/images/`` with ``--screenshots``.
+"click" to its mask; and again with the stroke edits the live UNet's masks get
+(``forest_with_edits``). Screenshots of the window go to ``docs/images/`` with ``--screenshots``.
 
 Examples (from the repository root)::
 
@@ -119,12 +120,17 @@ def row(what: str, seconds: float, score: float, strokes: np.ndarray) -> dict:
     return out
 
 
-def play_forest(image, truth, seed) -> list[dict]:
-    """The ilastik/APOC baseline on the same robot, timed from the 'click' to its mask."""
+def play_forest(image, truth, seed, edits: bool = False) -> list[dict]:
+    """The ilastik/APOC baseline on the same robot, timed from the 'click' to its mask.
+
+    ``edits=True`` applies the strokes to its masks as the live UNet's are
+    (:func:`~napari_cytounet.core.stroke_edits.honour_strokes`).
+    """
     from interactive import correct, first_strokes
 
     from napari_cytounet.core.metrics import dice
     from napari_cytounet.core.pixel_classifier import PixelClassifier
+    from napari_cytounet.core.stroke_edits import honour_strokes
 
     forest = PixelClassifier(normalise=False, n_estimators=100, max_depth=None, seed=seed)
     strokes, rows, mask = first_strokes(truth, seed), [], None
@@ -133,8 +139,12 @@ def play_forest(image, truth, seed) -> list[dict]:
             strokes = correct(strokes, mask, truth)
         t0 = time.perf_counter()
         forest.fit(image, strokes)
-        mask = forest.predict(image)
-        what = "first answer" if k == 0 else f"correction {k}"
+        if edits:
+            prob = forest.predict_proba(image)
+            mask = honour_strokes(prob > 0.5, prob, strokes)
+        else:
+            mask = forest.predict(image)
+        what = ("first answer" if k == 0 else f"correction {k}") + (" with edits" if edits else "")
         rows.append(row(f"forest {what}", time.perf_counter() - t0, dice(mask, truth), strokes))
     return rows
 
@@ -175,6 +185,7 @@ def main() -> None:
 
     live_rows = play_live(viewer, widget, image, truth, args, shots)
     forest_rows = play_forest(image, truth, args.seed)
+    forest_edit_rows = play_forest(image, truth, args.seed, edits=True)
     viewer.close()
     emit(
         {
@@ -185,6 +196,7 @@ def main() -> None:
             "round_seconds": ROUND_SECONDS,
             "live": live_rows,
             "forest": forest_rows,
+            "forest_with_edits": forest_edit_rows,
         },
         args.json,
     )

@@ -97,17 +97,32 @@ def plot_interactive(files: list[Path], out: Path) -> Path | None:
     runs = [_load(f) for f in files]
     if not runs:
         return None
-    fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 3.6), dpi=110, squeeze=False)
-    for ax, r in zip(axes[0], runs):
-        for key, name, color in (("session", "InteractiveSession", "#08519c"),
-                                 ("forest", "random forest", "#999999")):  # fmt: skip
-            rows = r[key]
+    cols = min(4, len(runs))
+    rows_of_panels = -(-len(runs) // cols)
+    fig, axes = plt.subplots(rows_of_panels, cols, figsize=(4.2 * cols, 3.6 * rows_of_panels),
+                             dpi=110, squeeze=False)  # fmt: skip
+    for ax in axes.flat[len(runs) :]:
+        ax.set_visible(False)
+    for ax, r in zip(axes.flat, runs):
+        players = (
+            ("session", "InteractiveSession", "#08519c"),
+            ("forest", "random forest", "#999999"),
+            ("forest_with_edits", "forest + stroke edits", "#d95f02"),
+        )
+        for key, name, color in players:
+            rows = r.get(key)
+            if not rows:
+                continue
             xs = [row["round"] for row in rows]
             ax.plot(xs, [row["dice"] for row in rows], marker="o", color=color,
                     label=f"{name}: image")  # fmt: skip
             if rows[0].get("others_dice") is not None:
                 ax.plot(xs, [row["others_dice"] for row in rows], marker="s", ls="--",
                         color=color, label=f"{name}: other images")  # fmt: skip
+        if "model_dice" in r["session"][0]:  # the UNet's own mask, before the strokes
+            ax.plot([row["round"] for row in r["session"]],
+                    [row["model_dice"] for row in r["session"]], marker=".", ls=":",
+                    color="#08519c", alpha=0.6, label="UNet alone (no stroke edits)")  # fmt: skip
         for row in r["session"]:
             ax.annotate(f"{row['seconds']:.0f} s", (row["round"], row["dice"]),
                         textcoords="offset points", xytext=(0, 6), fontsize=7,

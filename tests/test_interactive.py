@@ -74,8 +74,8 @@ def test_update_time_budget_events_and_continuing(tiny_bundle, data):
     assert time.perf_counter() - start < 2.0 + 0.5  # a warm round honours its budget
     rounds = session.rounds
     assert [r["round"] for r in rounds] == [0, 1] and rounds[1]["steps"] > rounds[0]["steps"] / 4
-    mask = session.segment(image)
-    assert mask.shape == image.shape
+    assert session.segment(image).shape == image.shape
+    mask = session.probabilities(image) > 0.5  # the model's own, before the strokes are applied
     # it learned: the strokes score better than chance, and never worse than at the start
     score = 0.5 * (mask[scribbles == 2].mean() + (~mask[scribbles == 1]).mean())
     assert score > 0.6 and score >= rounds[0]["previous_score"] - 0.002
@@ -136,9 +136,10 @@ def test_stop_and_bundle_round_trip(tiny_bundle, data, tmp_path):
     loaded = load_bundle(path)
     assert loaded.extra["interactive"]["rounds"][-1]["steps"] > 0
     prob = predict_probabilities(loaded, image, precision="float32", tile_size=None)
-    assert np.mean((prob > 0.5) == session.segment(image)) > 0.99
+    model_mask = session.probabilities(image) > 0.5
+    assert np.mean((prob > 0.5) == model_mask) > 0.99
     again = InteractiveSession(path, settings=SessionSettings(patch_size=32, batch_size=2))
-    assert np.array_equal(again.segment(image), session.segment(image))
+    assert np.array_equal(again.segment(image), model_mask)  # not annotated there: no edits
 
 
 def test_starter_model_is_shipped_and_documented():
@@ -222,3 +223,29 @@ def test_corrections_weigh_more_and_centre_more_patches(tiny_bundle, data):
     plain = stroke_sampler([entry], 32, 0, newest=1.0)
     biased = stroke_sampler([entry], 32, 0, newest=8.0)
     assert biased.annotated[0].size == plain.annotated[0].size + 7 * new.sum()
+
+
+def test_a_round_keeps_the_chosen_fraction_of_its_step(tiny_bundle, data):
+    image, _, scribbles = data
+
+    class Watched(InteractiveSession):
+        """Records the weights before the round and at the end of its fine-tuning."""
+
+        def _finish(self, entry, before, state, t0):
+            self.before = [w.copy() for w in state.record["backup"]]
+            self.tuned = [w.copy() for w in self._model.get_weights()]
+            return super()._finish(entry, before, state, t0)
+
+    settings = SessionSettings(patch_size=32, batch_size=2, learning_rate=3e-3, kept_fraction=0.5)
+    session = Watched(tiny_bundle, settings=settings)
+    session.warm_up()
+    finished = list(session.iter_update(image, scribbles, seconds=4.0))[-1]
+    assert finished.steps > 0 and finished.adopted
+    kept = session.bundle.model.get_weights()
+    moved = 0.0
+    for now, old, tuned in zip(kept, session.before, session.tuned):
+        np.testing.assert_allclose(now, old + 0.5 * (tuned - old), rtol=1e-5, atol=1e-6)
+        moved += float(np.abs(tuned - old).sum())
+    assert moved > 0  # the round did train: halfway is not where it started
+    with pytest.raises(ConfigError, match="kept_fraction"):
+        SessionSettings(kept_fraction=0.0)

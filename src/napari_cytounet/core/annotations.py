@@ -41,6 +41,7 @@ class Annotation:
     pseudo_target: np.ndarray | None = None  # uint8 class of the pseudo-labels
     first: np.ndarray | None = None  # bool: pixels annotated in the first round on this image
     newest: np.ndarray | None = None  # bool: pixels annotated in the latest call only
+    sparse: bool = True  # scribbles (applied to the mask as edits), not a dense mask
 
     def set_labels(self, target: np.ndarray, weight: np.ndarray, correction: float = 1.0) -> None:
         """Take the labels of a new call: strokes added after the first call weigh ``correction``.

@@ -9,7 +9,8 @@
 3. :meth:`~_RoundSteps._train`: fine-tuning steps until the budget, less the final
    prediction, is spent;
 4. :meth:`~_RoundSteps._finish`: the prediction, and the weights kept only if they score
-   at least as well on the annotated pixels and keep the anchors.
+   at least as well on the annotated pixels and keep the anchors; the mask it returns has
+   the strokes applied (:meth:`~_RoundSteps._shown`).
 
 The constants below model how long each part takes before it is measured.
 """
@@ -27,6 +28,7 @@ import numpy as np
 from .annotations import Annotation, balanced_accuracy, forest_step, set_anchors, stroke_sampler
 from .errors import DataError
 from .events import RoundFinished, RoundProgress
+from .stroke_edits import honour_strokes
 
 if TYPE_CHECKING:
     from .interactive import SessionSettings
@@ -68,6 +70,19 @@ class _RoundSteps:
     _step_seconds: float
     _trace_seconds: float
     _tracer: threading.Thread | None
+
+    def _shown(self, entry: Annotation, prob: np.ndarray) -> np.ndarray:
+        """The mask the user sees for ``entry``: ``prob > 0.5`` with the strokes applied."""
+        mask = prob > 0.5
+        if self.settings.honour_strokes and entry.sparse and entry.scribbles is not None:
+            mask = honour_strokes(mask, prob, entry.scribbles)
+        return mask
+
+    def _keep_part_of_step(self, previous: list[np.ndarray], fraction: float) -> None:
+        """Set the weights to ``previous + fraction * (current - previous)``."""
+        current = self._model.get_weights()
+        blended = [old + fraction * (new - old) for old, new in zip(previous, current)]
+        self._model.set_weights(blended)
 
     def _forest_preview(self, entry: Annotation) -> np.ndarray:
         """Fit the forest on every annotated image; return the probability of ``entry``.
@@ -159,6 +174,8 @@ class _RoundSteps:
         after = None
         adopted = False
         if state.steps:
+            if s.kept_fraction != 1.0:  # part of the step: between the old and new weights
+                self._keep_part_of_step(state.record["backup"], s.kept_fraction)
             prob = self._probabilities(entry.x)
             after = balanced_accuracy(prob, entry.target, entry.weight)
             adopted = before is None or after is None or after >= before - s.tolerance
@@ -193,7 +210,7 @@ class _RoundSteps:
             "anchor_agreement": state.record.get("anchor"),
         })  # fmt: skip
         return RoundFinished(
-            mask=prob > 0.5, probabilities=prob, adopted=adopted,
+            mask=self._shown(entry, prob), probabilities=prob, adopted=adopted,
             score=after if adopted or after is None else before, previous_score=before,
             steps=state.steps, seconds=seconds, round=len(self._rounds) - 1, message=message,
         )  # fmt: skip
