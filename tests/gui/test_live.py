@@ -43,6 +43,12 @@ def test_live_picks_up_new_strokes_and_stop_keeps_the_model(scene, qtbot, notes)
     assert segmentation.data.shape == truth.shape
     assert not segmentation.editable, "the answer must not be painted on while live"
     first = live.last_round
+    # the answer shown follows every stroke (core.stroke_edits), whatever the model learned
+    strokes_now = np.asarray(viewer.layers["cells strokes"].data)
+    shown = np.asarray(segmentation.data) > 0
+    assert shown[strokes_now == 2].all() and not shown[strokes_now == 1].any()
+    if first.score is not None:
+        assert "the model alone:" in live.status.value, live.status.value
 
     # new strokes, painted as a user does (the layer's paint events), with no click
     layer = viewer.layers["cells strokes"]

@@ -347,7 +347,12 @@ class LiveSection:
             self._write(event.mask)
             wall = time.perf_counter() - self._round_started
             kept = "" if event.adopted else " (not adopted: the previous model was better)"
-            score = "" if event.score is None else f", {event.score:.3f} on your strokes"
+            # The mask shown honours every stroke; the score is the model's own, before them.
+            score = (
+                ""
+                if event.score is None
+                else f"; the model alone: {event.score:.3f} on your strokes"
+            )
             self.status.value = f"Live: round {event.round} in {wall:.1f} s{score}{kept}."
 
     def _on_round_done(self) -> None:
