@@ -161,6 +161,16 @@ def play_session(images, masks, seconds, seed) -> list[dict]:
     return rows
 
 
+def forest_mask(forest, image: np.ndarray, strokes: np.ndarray, edits: bool) -> np.ndarray:
+    """The forest's mask of ``image``; with ``edits``, the strokes applied as the session does."""
+    if not edits:
+        return forest.predict(image)
+    from napari_cytounet.core.stroke_edits import honour_strokes
+
+    prob = forest.predict_proba(image)
+    return honour_strokes(prob > 0.5, prob, strokes)
+
+
 def play_forest(images, masks, rounds, seed, feats_others, edits=False) -> list[dict]:
     """The same robot with a raw-feature random forest (the ilastik/APOC baseline).
 
@@ -168,7 +178,6 @@ def play_forest(images, masks, rounds, seed, feats_others, edits=False) -> list[
     """
     from napari_cytounet.core.metrics import dice
     from napari_cytounet.core.pixel_classifier import PixelClassifier
-    from napari_cytounet.core.stroke_edits import honour_strokes
 
     rows, strokes, mask = [], first_strokes(masks[0], seed), None
     forest = PixelClassifier(normalise=False, n_estimators=100, max_depth=None, seed=seed)
@@ -177,11 +186,7 @@ def play_forest(images, masks, rounds, seed, feats_others, edits=False) -> list[
             strokes = correct(strokes, mask, masks[0])
         t0 = time.perf_counter()
         forest.fit(images[0], strokes)
-        if edits:
-            prob = forest.predict_proba(images[0])
-            mask = honour_strokes(prob > 0.5, prob, strokes)
-        else:
-            mask = forest.predict(images[0])
+        mask = forest_mask(forest, images[0], strokes, edits)
         wall = time.perf_counter() - t0
         others = [dice(forest.predict(im, f), m)
                   for im, f, m in zip(images[1:], feats_others, masks[1:])]  # fmt: skip

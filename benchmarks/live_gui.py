@@ -126,11 +126,10 @@ def play_forest(image, truth, seed, edits: bool = False) -> list[dict]:
     ``edits=True`` applies the strokes to its masks as the live UNet's are
     (:func:`~napari_cytounet.core.stroke_edits.honour_strokes`).
     """
-    from interactive import correct, first_strokes
+    from interactive import correct, first_strokes, forest_mask
 
     from napari_cytounet.core.metrics import dice
     from napari_cytounet.core.pixel_classifier import PixelClassifier
-    from napari_cytounet.core.stroke_edits import honour_strokes
 
     forest = PixelClassifier(normalise=False, n_estimators=100, max_depth=None, seed=seed)
     strokes, rows, mask = first_strokes(truth, seed), [], None
@@ -139,11 +138,7 @@ def play_forest(image, truth, seed, edits: bool = False) -> list[dict]:
             strokes = correct(strokes, mask, truth)
         t0 = time.perf_counter()
         forest.fit(image, strokes)
-        if edits:
-            prob = forest.predict_proba(image)
-            mask = honour_strokes(prob > 0.5, prob, strokes)
-        else:
-            mask = forest.predict(image)
+        mask = forest_mask(forest, image, strokes, edits)
         what = ("first answer" if k == 0 else f"correction {k}") + (" with edits" if edits else "")
         rows.append(row(f"forest {what}", time.perf_counter() - t0, dice(mask, truth), strokes))
     return rows
