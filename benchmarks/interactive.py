@@ -154,6 +154,7 @@ def play_session(images, masks, seconds, seed) -> list[dict]:
             "model_dice": round(model_dice, 4),
             "others_dice": round(float(np.mean(others)), 4) if others else None,
             "adopted": finished.adopted, "steps": finished.steps,
+            "views": session.rounds[-1]["views"],
             "previews": {s: {"seconds": v[0], "dice": round(v[1], 4)} for s, v in previews.items()},
         })  # fmt: skip
         print(f"session round {k}: {rows[-1]}", file=sys.stderr, flush=True)

@@ -203,6 +203,30 @@ def test_predict_with_xla_matches(
     np.testing.assert_allclose(a, b, atol=1e-3)
 
 
+def test_predict_with_views_is_the_core_mean_of_views(
+    capsys: pytest.CaptureFixture, data: Path, model: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    from napari_cytounet.core.bundle import load_bundle
+    from napari_cytounet.core.io import read_image
+    from napari_cytounet.core.predict import predict_probabilities
+
+    monkeypatch.setenv("CYTOUNET_PRECISION", "float32")
+    image = data / "validation/images/cho01.png"
+    code, _, err = run(capsys, "predict", model, image, "-o", tmp_path / "v", "--probabilities",
+                       "--views", "8")  # fmt: skip
+    assert code == 0, err
+    got = read_image(tmp_path / "v/probabilities/cho01.tif")
+    expected = predict_probabilities(load_bundle(model), read_image(image), views=8)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    code, _, err = run(capsys, "predict", model, image, "-o", tmp_path / "w", "--views", "3")
+    assert code == 2 and "invalid choice: 3" in err and not (tmp_path / "w").exists()
+    code, _, err = run(capsys, "predict", model, image, "-o", tmp_path / "z.zarr", "--views", "8")
+    assert code == 2 and "--views is not available for zarr" in err
+    assert_one_line_error(err)
+    assert not (tmp_path / "z.zarr").exists()
+
+
 # ---------------------------------------------------------------------------
 # check and the quality gate of train
 

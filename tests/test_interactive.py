@@ -86,7 +86,7 @@ def test_dense_mask_and_zero_seconds(tiny_bundle, data):
     session = tiny_session(tiny_bundle)
     finished = list(session.iter_update(image, labels, seconds=0))[-1]  # instance ids: dense
     assert finished.steps == 0 and not finished.adopted and "No training" in finished.message
-    assert np.array_equal(finished.mask, session.segment(image))
+    assert np.array_equal(finished.mask, session.segment(image, views=1))  # the fast answer
 
 
 def test_bad_labels_are_refused(tiny_bundle, data):
@@ -120,6 +120,21 @@ def test_never_worse_rule(tiny_bundle, data):
     assert session.rounds[-1]["adopted"] is False
 
 
+def test_rounds_answer_with_the_mean_of_views(tiny_bundle, data):
+    image, _, scribbles = data
+    session = tiny_session(tiny_bundle)
+    session.warm_up()
+    finished = list(session.iter_update(image, scribbles, seconds=4.0))[-1]
+    assert finished.steps > 0 and session.rounds[-1]["views"] == 8
+    # the round's answer is the model's 8-view answer, not the one-view one
+    np.testing.assert_allclose(finished.probabilities, session.probabilities(image), atol=1e-5)
+    assert not np.allclose(finished.probabilities, session.probabilities(image, views=1))
+    with pytest.raises(ConfigError, match="views must be one of"):
+        session.segment(image, views=5)
+    with pytest.raises(ConfigError, match="views must be one of"):
+        SessionSettings(views=0)
+
+
 def test_stop_and_bundle_round_trip(tiny_bundle, data, tmp_path):
     from napari_cytounet.core.bundle import load_bundle, save_bundle
     from napari_cytounet.core.predict import predict_probabilities
@@ -135,7 +150,10 @@ def test_stop_and_bundle_round_trip(tiny_bundle, data, tmp_path):
     path = save_bundle(session.bundle, tmp_path / "live.keras")
     loaded = load_bundle(path)
     assert loaded.extra["interactive"]["rounds"][-1]["steps"] > 0
-    prob = predict_probabilities(loaded, image, precision="float32", tile_size=None)
+    # the session's answer is the mean over its views: Predict with as many views gives it
+    views = session.settings.views
+    assert views == 8
+    prob = predict_probabilities(loaded, image, precision="float32", tile_size=None, views=views)
     model_mask = session.probabilities(image) > 0.5
     assert np.mean((prob > 0.5) == model_mask) > 0.99
     again = InteractiveSession(path, settings=SessionSettings(patch_size=32, batch_size=2))

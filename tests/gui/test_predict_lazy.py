@@ -138,6 +138,14 @@ def test_bad_targets_and_sources_refused_untouched(viewer, qtbot, notes, with_mo
     assert not widget.predict()
     assert "the image's own store" in notes.errors[-1]
 
+    # averaging views is not there for zarr yet: refused, nothing written
+    widget._zarr_path.value = tmp_path / "views.zarr"
+    widget._views.value = True
+    assert not widget.predict()
+    assert "untick 'Average 8 views'" in notes.errors[-1]
+    assert not (tmp_path / "views.zarr").exists()
+    widget._views.value = False
+
     # "Write to zarr" off: a lazy stack is not loaded whole into memory
     widget._to_zarr.value = False
     assert not widget.predict()

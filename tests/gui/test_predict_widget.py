@@ -76,6 +76,23 @@ def test_predict_2d_writes_and_updates_layers(viewer, qtbot, notes, with_model):
     assert seg.data.sum() < expected.labels.sum()  # a higher threshold keeps fewer pixels
 
 
+def test_average_of_eight_views(viewer, qtbot, notes, with_model):
+    image, _ = cells((64, 64))
+    viewer.add_image(image, name="cells")
+    widget = dock(viewer, "Predict")
+    widget._views.value = True
+    widget._probabilities.value = True
+    assert widget.predict()
+    wait_idle(qtbot, widget)
+    assert not notes.errors, notes.errors
+    expected = _expected(with_model.bundle, image, threshold=0.5, fill_holes=True, views=8)
+    one_view = _expected(with_model.bundle, image, threshold=0.5, fill_holes=True)
+    prob = viewer.layers["cells probability"].data
+    np.testing.assert_allclose(prob, expected.probabilities, atol=1e-5)
+    assert not np.allclose(prob, one_view.probabilities, atol=1e-4)
+    np.testing.assert_array_equal(viewer.layers["cells segmentation"].data, expected.labels)
+
+
 def test_stack_plane_by_plane_and_current_plane_only(viewer, qtbot, notes, with_model):
     from napari_cytounet.core.synthetic import synthetic_stack
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from ..core.config import DEFAULT_TILE_SIZE
 from ..core.errors import DataError, ModelError
+from ..core.views import VIEW_COUNTS
 from ._common import (
     EXIT_OK,
     UsageError,
@@ -92,6 +93,11 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--tile-size", type=tile_pixels, metavar="PX", default=DEFAULT_TILE_SIZE,
         help=f"predict in tiles of this size to bound memory (default {DEFAULT_TILE_SIZE})",
+    )  # fmt: skip
+    p.add_argument(
+        "--views", type=int, choices=VIEW_COUNTS, default=1, metavar="N",
+        help="average each tile over N flipped/rotated views: 1 (default), 2, 4 or 8; "
+        "a little more accurate at object edges, N times the time",
     )  # fmt: skip
     p.add_argument(
         "--format", choices=MASK_FORMATS, default="png",
@@ -332,7 +338,7 @@ def _predict_one(
     for event in iter_segment(
         bundle, item.take(), channel_axis=item.axis, threshold=args.threshold,
         min_size=args.min_size, instances=instances, split_touching=args.split_touching,
-        tile_size=args.tile_size,
+        tile_size=args.tile_size, views=args.views,
     ):  # fmt: skip
         if isinstance(event, PredictionFinished):
             finished = event

@@ -63,6 +63,10 @@ def _check_args(args: argparse.Namespace) -> str:
         )
     if args.probabilities:
         raise UsageError("--probabilities is not available with a .zarr output; drop it")
+    if getattr(args, "views", 1) != 1:
+        raise UsageError(
+            "--views is not available for zarr data yet; drop it (or predict in-memory images)"
+        )
     scheduler = args.scheduler or "threads"
     if scheduler not in LOCAL_SCHEDULERS and "://" not in scheduler:
         raise UsageError(

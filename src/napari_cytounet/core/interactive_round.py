@@ -46,6 +46,7 @@ PROGRESS_SECONDS = 0.25
 class _Round:
     steps: int = 0
     loss: float = float("nan")
+    views: int = 1  # of the round's answer
     record: dict[str, Any] = field(default_factory=dict)
 
 
@@ -66,7 +67,7 @@ class _RoundSteps:
     _model: Any
     _trainer: Any
     _rounds: list[dict[str, Any]]
-    _predict_seconds: dict[tuple[int, int], float]
+    _predict_seconds: dict[tuple[int, int, int], float]
     _step_seconds: float
     _trace_seconds: float
     _tracer: threading.Thread | None
@@ -112,7 +113,12 @@ class _RoundSteps:
         set_anchors(entry, prob, s.pseudo_weight, s.pseudo_confidence, s.release_radius)
         return prob
 
-    def _time_to_train(self, entry: Annotation, t0: float, seconds: float) -> bool:
+    def _answer_seconds(self, h: int, w: int, views: int) -> float:
+        """Measured (else guessed) seconds of an answer of ``views`` views."""
+        one_view = self._predict_seconds.get((h, w, 1), PREDICT_SECONDS_PER_PIXEL * h * w)
+        return self._predict_seconds.get((h, w, views), one_view * views)
+
+    def _time_to_train(self, entry: Annotation, t0: float, seconds: float, views: int) -> bool:
         """Whether the budget leaves time for the forest, a few training steps and the answer."""
         h, w = entry.x.shape[:2]
         pixels = h * w / forest_step(entry.image) ** 2
@@ -120,7 +126,7 @@ class _RoundSteps:
         forest += FOREST_SECONDS_PER_PIXEL * pixels
         tracing = self._tracer is not None and self._tracer.is_alive()
         steps = 5 * self._step_seconds + (self._trace_seconds if tracing else 0.0)
-        answer = self._predict_seconds.get((h, w), PREDICT_SECONDS_PER_PIXEL * h * w)
+        answer = self._answer_seconds(h, w, views)
         return time.perf_counter() - t0 + forest + steps + answer < seconds
 
     def _train(
@@ -132,7 +138,7 @@ class _RoundSteps:
         s = self.settings
         deadline = t0 + seconds
         h, w = entry.x.shape[:2]
-        finish_cost = 1.3 * self._predict_seconds.get((h, w), PREDICT_SECONDS_PER_PIXEL * h * w)
+        finish_cost = 1.3 * self._answer_seconds(h, w, state.views)
         finish_cost += 0.05
         correcting = entry.corrected  # a correction round: a schedule of its own
         sampler = stroke_sampler(list(self._annotated.values()), self._patch_size(),
@@ -176,7 +182,7 @@ class _RoundSteps:
         if state.steps:
             if s.kept_fraction != 1.0:  # part of the step: between the old and new weights
                 self._keep_part_of_step(state.record["backup"], s.kept_fraction)
-            prob = self._probabilities(entry.x)
+            prob = self._probabilities(entry.x, state.views)
             after = balanced_accuracy(prob, entry.target, entry.weight)
             adopted = before is None or after is None or after >= before - s.tolerance
             anchor = None if entry.pseudo is None else balanced_accuracy(
@@ -208,6 +214,7 @@ class _RoundSteps:
             "patches": state.steps * s.batch_size, "adopted": adopted, "score": after,
             "previous_score": before, "annotated_pixels": int((entry.weight > 0).sum()),
             "anchor_agreement": state.record.get("anchor"),
+            "views": state.views if state.steps else None,
         })  # fmt: skip
         return RoundFinished(
             mask=self._shown(entry, prob), probabilities=prob, adopted=adopted,

@@ -9,7 +9,9 @@ learned so far. :func:`honour_strokes` applies the strokes to a predicted mask:
   within ``centre_reach`` of the cell's depth (its largest distance to the edge) from
   its middle (where the depth is within 10% of the deepest), and is at least
   ``min_extent`` of its width long. Cells are the watershed basins of the object's
-  depth, so a stroke across one of two merged cells removes that cell only. A stroke
+  depth, so a stroke across one of two merged cells removes that cell only (a stroke
+  through the middles of neighbouring cells of one object, too short in each, removes
+  them when it is long enough across them together: one cell with two tops). A stroke
   along a rim, across a bridge or a gap between cells, or a short dab (a hole between
   touching cells) clears its own pixels;
 - a foreground stroke where the mask says background adds the pixels connected to it
@@ -86,16 +88,30 @@ def _remove_crossed_cells(
         depth = ndi.distance_transform_edt(inside)
         cells = _cells_of(inside, depth)
         stroke, kept = background[box] & inside, foreground[box]
+        passed = []  # cells the stroke passes through the middle of, but too short in each
         for cell in np.unique(cells[stroke]).tolist():
             part = cells == cell
             if not cell or (kept & part).any():
                 continue
-            if _crosses(stroke & part, np.where(part, depth, 0.0), centre_reach, min_extent):
+            near, long = _crossing(stroke & part, np.where(part, depth, 0.0), centre_reach,
+                                   min_extent)  # fmt: skip
+            if near and long:
                 mask[box][part] = False
+            elif near:
+                passed.append(part)
+        # One cell the watershed cut in two (a long ridge with two tops): a stroke through
+        # the middle of both halves is short in each, but long across the two together.
+        if len(passed) > 1:
+            union = np.logical_or.reduce(passed)
+            if _long(stroke & union, float(depth[union].max()), min_extent):
+                mask[box][union] = False
 
 
-def _crosses(stroke: np.ndarray, depth: np.ndarray, centre_reach: float, min_extent: float) -> bool:
-    """Whether ``stroke`` crosses the middle of the cell whose depth is ``depth`` (0 outside).
+def _crossing(
+    stroke: np.ndarray, depth: np.ndarray, centre_reach: float, min_extent: float
+) -> tuple[bool, bool]:
+    """Whether ``stroke`` passes near the middle of the cell whose depth is ``depth`` (0
+    outside), and whether it is long enough there.
 
     The middle is the cell's ridge (depth within 10% of the deepest point): for a long
     cell, anywhere along its axis.
@@ -103,9 +119,13 @@ def _crosses(stroke: np.ndarray, depth: np.ndarray, centre_reach: float, min_ext
     deepest = float(depth.max())
     to_ridge = ndi.distance_transform_edt(depth < 0.9 * deepest)
     near = float(to_ridge[stroke].min()) <= centre_reach * deepest
+    return near, _long(stroke, deepest, min_extent)
+
+
+def _long(stroke: np.ndarray, deepest: float, min_extent: float) -> bool:
+    """Whether ``stroke`` spans ``min_extent`` of the width (twice ``deepest``)."""
     rows, cols = np.nonzero(stroke)
-    long = float(np.hypot(np.ptp(rows), np.ptp(cols))) >= min_extent * 2 * deepest
-    return near and long
+    return float(np.hypot(np.ptp(rows), np.ptp(cols))) >= min_extent * 2 * deepest
 
 
 def _grow_from_strokes(
