@@ -63,7 +63,7 @@ def _check_args(args: argparse.Namespace) -> str:
         )
     if args.probabilities:
         raise UsageError("--probabilities is not available with a .zarr output; drop it")
-    if getattr(args, "views", 1) != 1:
+    if args.views != 1:
         raise UsageError(
             "--views is not available for zarr data yet; drop it (or predict in-memory images)"
         )

@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 
 from .annotations import Annotation, balanced_accuracy, resolve_label_mode
-from .config import NormalizationConfig, UNetConfig
+from .config import PRECISIONS, NormalizationConfig, UNetConfig
 from .data import content_hash, labels_to_targets, normalize_image
 from .errors import ConfigError, DataError
 from .events import PreviewReady, RoundFinished, RoundProgress
@@ -173,9 +173,9 @@ class SessionSettings:
 
     def __post_init__(self) -> None:
         check_views(self.views)
-        if self.precision not in ("auto", "float32", "mixed_bfloat16"):  # no TensorFlow here
+        if self.precision not in PRECISIONS:  # checked here without importing TensorFlow
             raise ConfigError(
-                f"precision must be 'auto', 'float32' or 'mixed_bfloat16', got {self.precision!r}."
+                f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}."
             )
         if not 0.0 < self.kept_fraction <= 1.0:
             raise ConfigError(
