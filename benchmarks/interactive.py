@@ -20,6 +20,7 @@ Examples (from the repository root)::
 
     python benchmarks/interactive.py --images DIR/images --masks DIR/masks --image cho01
     python benchmarks/interactive.py --synthetic fluorescent
+    python benchmarks/interactive.py --synthetic shifted-dic   # a look nothing was trained on
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from pathlib import Path
 import numpy as np
 from _results import emit
 from scipy import ndimage as ndi
+from shifted_looks import SHIFTED_LOOKS
 
 ROUND_SECONDS = (5.0, 20.0, 20.0)
 #: The robot's first strokes: foreground strokes stop beyond this fraction of the pixels,
@@ -106,9 +108,14 @@ def correct(strokes: np.ndarray, pred: np.ndarray, truth: np.ndarray, n: int = 5
 def load_set(args) -> tuple[list, list, list]:
     """Images, masks and names of the set."""
     if args.synthetic:
+        from shifted_looks import shifted_look
+
         from napari_cytounet.core.looks import styled_cells
 
-        pairs = [styled_cells((args.size, args.size), args.synthetic, seed=10_000 + 17 * k)
+        look, draw, first = args.synthetic, styled_cells, 10_000
+        if look.startswith("shifted-"):  # held out: settings the starter never saw
+            look, draw, first = look.removeprefix("shifted-"), shifted_look, 20_000
+        pairs = [draw((args.size, args.size), look, seed=first + 17 * k)
                  for k in range(args.others + 1)]  # fmt: skip
         names = [f"{args.synthetic}-{k}" for k in range(len(pairs))]
         return [p[0] for p in pairs], [p[1] > 0 for p in pairs], names
@@ -207,8 +214,10 @@ def main() -> None:
     parser.add_argument("--images", type=Path, help="folder of images")
     parser.add_argument("--masks", type=Path, help="folder of masks (paired by name)")
     parser.add_argument("--image", default="cho01", help="name of the image to annotate")
-    parser.add_argument("--synthetic", choices=("fluorescent", "dic", "phase", "bright"),
-                        help="use synthetic cells of this look instead of folders")  # fmt: skip
+    looks = ("fluorescent", "dic", "phase", "bright", *(f"shifted-{k}" for k in SHIFTED_LOOKS))
+    parser.add_argument("--synthetic", choices=looks,
+                        help="use synthetic cells of this look instead of folders (shifted-*: "
+                        "drawn with settings the starter model never saw)")  # fmt: skip
     parser.add_argument("--size", type=int, default=768, help="synthetic image side")
     parser.add_argument("--others", type=int, default=5, help="other images to score")
     parser.add_argument("--seed", type=int, default=0)

@@ -5,11 +5,22 @@ this small UNet (depth 3, 12 base filters, no BatchNorm: ~271k parameters,
 ~1.1 MB) instead of starting from random weights. It is trained ONLY on the
 shared BBBC030 *train* split (``cho21``-``cho40``, never the validation images,
 which are kept for evaluation) and on synthetic cells drawn in four looks
-(fluorescent nuclei, DIC, phase contrast, bright cells; :mod:`.core.looks`).
+(fluorescent nuclei, DIC, phase contrast, bright cells; :mod:`.core.looks`): 5 images of
+384 x 384 per look by default. Patches are drawn from the images in proportion to their
+pixels, so these 20 images give about 9% of the patches (2.6% for DIC).
 
-Usage (from the repository root; about 10 minutes on 2 CPU cores)::
+Usage (from the repository root; about 10 minutes on 2 CPU cores). The defaults are
+those of the shipped model, whose record holds this command::
 
     python scripts/train_starter_model.py --data /work/shared/data/bbbc030 --max-time 540
+
+Options measured on 2026-12-07 (``benchmarks/starter_model.py``; docs/benchmarks.md,
+"The starter model"), neither shipped: ``--synthetic 12 --size 512 --precision
+mixed_bfloat16`` (30% synthetic patches, 256 patches/s on a 2-core AMX Xeon: 7x the
+shipped model's patches) and the same with ``--variety 0.67`` (two thirds of the
+synthetic images through :func:`photometric_variant`). Both raise the looks of
+:mod:`.core.looks` and BBBC030 validation but lose on DIC drawn with other settings.
+The saved weights are float32 whatever the precision.
 
 It writes the model and, beside it, ``starter.json`` (the bundle record): how it
 was trained, with the data, settings, seconds, patches and this command under
@@ -28,8 +39,37 @@ import numpy as np
 OUT = Path(__file__).resolve().parents[1] / "src" / "napari_cytounet" / "models" / "starter.keras"
 
 
-def synthetic_set(n_per_look: int, size: int, seed: int) -> tuple[list, list, list]:
-    """Synthetic images of every look, with varied cell sizes."""
+def photometric_variant(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The same picture through another microscope: blur, contrast, uneven light, noise.
+
+    Domain randomisation, so that the starter model does not learn the exact rendering of
+    :mod:`.core.looks`: a Gaussian blur (sigma 0-2 px), the contrast around the median
+    scaled by 0.4-1, a tilted illumination plane (up to +-30% across the image) and
+    Gaussian noise of 0-6% of the 1-99.8 percentile range. float32 out.
+    """
+    from scipy import ndimage as ndi
+
+    out = ndi.gaussian_filter(image.astype(np.float32), float(rng.uniform(0.0, 2.0)))
+    low, high = np.percentile(out, (1.0, 99.8))
+    spread = float(high - low) or 1.0
+    median = float(np.median(out))
+    out = median + float(rng.uniform(0.4, 1.0)) * (out - median)
+    h, w = out.shape
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w) - 0.5
+    light = 1.0 + rng.uniform(-0.3, 0.3) * yy + rng.uniform(-0.3, 0.3) * xx
+    out = (out - low) * light + low
+    noise = rng.standard_normal(out.shape).astype(np.float32)
+    return (out + float(rng.uniform(0.0, 0.06)) * spread * noise).astype(np.float32)
+
+
+def synthetic_set(
+    n_per_look: int, size: int, seed: int, variety: float = 0.0
+) -> tuple[list, list, list]:
+    """Synthetic images of every look, with varied cell sizes.
+
+    A ``variety`` fraction of them (chosen at random) go through
+    :func:`photometric_variant`; their names end in ``-varied``.
+    """
     from napari_cytounet.core.looks import LOOKS, styled_cells
 
     images, masks, names = [], [], []
@@ -40,9 +80,12 @@ def synthetic_set(n_per_look: int, size: int, seed: int) -> tuple[list, list, li
             image, labels = styled_cells(
                 (size, size), look, radius=(lo, lo * rng.uniform(1.5, 2.5)), seed=seed + 97 * k
             )
+            varied = variety > 0 and rng.random() < variety  # no draw at 0: same radii
+            if varied:
+                image = photometric_variant(image, rng)
             images.append(image)
             masks.append((labels > 0).astype(np.uint8))
-            names.append(f"synthetic-{look}-{k}")
+            names.append(f"synthetic-{look}-{k}" + ("-varied" if varied else ""))
     return images, masks, names
 
 
@@ -52,8 +95,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True, help="BBBC030 folder (train/ used)")
     parser.add_argument("--max-time", type=float, default=540.0, help="training seconds")
     parser.add_argument("--synthetic", type=int, default=5, help="synthetic images per look")
+    parser.add_argument("--size", type=int, default=384, help="side of the synthetic images")
+    parser.add_argument(
+        "--variety", type=float, default=0.0, help="fraction of synthetic images varied"
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--precision", default="float32", help="training precision (float32, mixed_bfloat16, auto)"
+    )
     args = parser.parse_args(argv)
 
     from napari_cytounet.core.bundle import save_bundle
@@ -70,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     images = list(pairs.images)
     masks = [(m > 0).astype(np.uint8) for m in pairs.masks]
     names = list(pairs.names)
-    s_images, s_masks, s_names = synthetic_set(args.synthetic, 384, args.seed)
+    s_images, s_masks, s_names = synthetic_set(args.synthetic, args.size, args.seed, args.variety)
     images += s_images
     masks += s_masks
     names += s_names
@@ -85,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         learning_rate=2e-3,
         labels="dense",
         seed=args.seed,
-        precision="float32",
+        precision=args.precision,
         foreground_bias=0.5,
     )
     finished = None
@@ -104,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     bundle.extra["starter"] = {
         "trained_on": {
             "bbbc030_train": pairs.names,
-            "synthetic": {"looks_per_image": s_names, "size": 384},
+            "synthetic": {"looks_per_image": s_names, "size": args.size},
         },
         "never_trained_on": "BBBC030 validation images (cho01-cho20)",
         "command": "python scripts/train_starter_model.py " + " ".join(argv or sys.argv[1:]),
