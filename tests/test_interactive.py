@@ -120,6 +120,25 @@ def test_never_worse_rule(tiny_bundle, data):
     assert session.rounds[-1]["adopted"] is False
 
 
+def test_anchors_hold_trades_a_clear_stroke_gain_for_a_few_anchors():
+    from napari_cytounet.core.interactive_round import anchors_hold
+
+    s = SessionSettings()  # anchor_agreement 0.98, anchor_floor 0.95
+    assert anchors_hold(0.80, 0.80, 0.98, s)  # enough anchors kept
+    assert anchors_hold(0.80, 0.80, None, s)  # no anchors at all
+    assert not anchors_hold(0.80, 0.81, 0.97, s)  # a small gain does not pay for 1% of anchors
+    assert anchors_hold(0.78, 0.90, 0.97, s)  # measured: a starter wrong on an unseen look
+    assert anchors_hold(0.58, 0.83, 0.958, s)
+    assert not anchors_hold(0.58, 0.83, 0.949, s)  # never below the floor, whatever the gain
+    assert not anchors_hold(None, 0.90, 0.97, s)  # no score before: no gain to trade
+    strict = SessionSettings(anchor_floor=0.98)
+    assert not anchors_hold(0.58, 0.83, 0.97, strict)  # floor = agreement: the old rule
+    with pytest.raises(ConfigError, match="anchor_floor"):
+        SessionSettings(anchor_floor=0.99)
+    with pytest.raises(ConfigError, match="anchor_floor"):
+        SessionSettings(anchor_floor=-0.1)
+
+
 def test_rounds_answer_with_the_mean_of_views(tiny_bundle, data):
     image, _, scribbles = data
     session = tiny_session(tiny_bundle)

@@ -114,10 +114,14 @@ class SessionSettings:
         (or below 1 minus this).
     tolerance
         A round is adopted unless its score on the annotated pixels drops by more.
-    anchor_agreement
+    anchor_agreement, anchor_floor
         ... and unless its balanced accuracy on the pseudo-labels (pixels the
-        forest and the previous UNet agreed on) falls below this: a round that
-        fixes the strokes by breaking what was right elsewhere is not adopted.
+        forest and the previous UNet agreed on) falls below ``anchor_agreement``: a
+        round that fixes the strokes by breaking what was right elsewhere is not
+        adopted. A round that raised the score on the strokes by more than it lost on
+        the anchors may keep as few as ``anchor_floor`` of them
+        (:func:`.interactive_round.anchors_hold`): the anchors are what the previous
+        model believed, and where it was confidently wrong they hold its errors.
     correction_learning_rate, correction_weight, newest_bias
         Rounds on an image after its first are corrections: peak learning rate (cosine
         decay to a tenth within the round), loss weight of the strokes added after the
@@ -165,6 +169,7 @@ class SessionSettings:
     pseudo_confidence: float = 0.9
     tolerance: float = 0.002
     anchor_agreement: float = 0.98
+    anchor_floor: float = 0.95
     kept_fraction: float = 0.5
     honour_strokes: bool = True
     views: int = 8
@@ -176,6 +181,11 @@ class SessionSettings:
         if self.precision not in PRECISIONS:  # checked here without importing TensorFlow
             raise ConfigError(
                 f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}."
+            )
+        if not 0.0 <= self.anchor_floor <= self.anchor_agreement <= 1.0:
+            raise ConfigError(
+                "anchor_floor and anchor_agreement must satisfy 0 <= anchor_floor <= "
+                f"anchor_agreement <= 1; got {self.anchor_floor!r} and {self.anchor_agreement!r}."
             )
         if not 0.0 < self.kept_fraction <= 1.0:
             raise ConfigError(
