@@ -19,6 +19,7 @@ def shifted_look(shape: tuple[int, int], look: str, seed: int = 0) -> tuple[np.n
     """A look drawn with settings outside those of ``core.looks`` (held out from training)."""
     from scipy import ndimage as ndi
 
+    from napari_cytounet.core.looks import dic_relief
     from napari_cytounet.core.synthetic import synthetic_cells
 
     bright, labels = synthetic_cells(shape, radius=(10, 28), noise=0.0, seed=seed)
@@ -29,10 +30,7 @@ def shifted_look(shape: tuple[int, int], look: str, seed: int = 0) -> tuple[np.n
     light = 1.0 + 0.25 * (yy - 0.5) - 0.2 * (xx - 0.5)  # uneven illumination
     if look == "dic":  # softer relief, more noise than core.looks' DIC
         height = ndi.gaussian_filter(fg + 0.5 * (bright - bright.mean()) * fg, 3.5)
-        angle = rng.uniform(0, 2 * np.pi)
-        gy, gx = np.gradient(height)
-        relief = np.cos(angle) * gx + np.sin(angle) * gy
-        relief /= np.abs(relief).max() + 1e-6
+        relief = dic_relief(height, rng.uniform(0, 2 * np.pi))
         image = light * (0.5 + 0.25 * relief) + 0.07 * noise
     elif look == "phase":  # wider halo, paler cells
         soft = ndi.gaussian_filter(fg, 1.5)
@@ -42,5 +40,5 @@ def shifted_look(shape: tuple[int, int], look: str, seed: int = 0) -> tuple[np.n
     else:  # fluorescent: dim, blurred, on a glowing background
         blob = ndi.gaussian_filter(bright * fg, 2.5)
         counts = light * (300 + 700 * blob)
-        image = np.clip(rng.poisson(counts) + 30 * noise, 0, 65535).astype(np.uint16)
-    return np.asarray(image, np.float32 if look != "fluorescent" else np.uint16), labels
+        return np.clip(rng.poisson(counts) + 30 * noise, 0, 65535).astype(np.uint16), labels
+    return image.astype(np.float32), labels

@@ -7,7 +7,6 @@ has trained on anything: the shipped starter model (or any ``.keras`` bundle giv
 - every BBBC030 *validation* image (the starter never trained on them), and
 - synthetic images of each look (``core.looks``; the seeds of ``benchmarks/interactive.py``,
   which the starter never saw, but the same generator as its synthetic training images),
-
 - synthetic images drawn with settings ``core.looks`` never uses (``shifted_look``: blurrier,
   noisier, unevenly lit, other cell sizes), which neither the starter nor anything else in
   the project was trained or tuned on,
@@ -32,8 +31,6 @@ import numpy as np
 from _results import emit
 from shifted_looks import SHIFTED_LOOKS, shifted_look
 
-LOOKS = SHIFTED_LOOKS
-
 
 def _sets(args) -> dict[str, tuple[list, list, list]]:
     """The image sets to score: ``{name: (images, masks, names)}``."""
@@ -46,13 +43,11 @@ def _sets(args) -> dict[str, tuple[list, list, list]]:
         pairs = read_pairs(split / "images", split / "masks")
         if not len(pairs):
             sys.exit(f"error: no image/mask pairs under {split}")
-        images = [
-            i if i.ndim == 2 else i[..., :3].astype(np.float32).mean(-1) for i in pairs.images
-        ]
-        sets["bbbc030_validation"] = (images, [m > 0 for m in pairs.masks], list(pairs.names))
+        masks = [m > 0 for m in pairs.masks]  # images: grey already (core.io_read)
+        sets["bbbc030_validation"] = (list(pairs.images), masks, list(pairs.names))
     for prefix, draw, first_seed in (("synthetic", styled_cells, 10_000),
                                      ("shifted", shifted_look, 20_000)):  # fmt: skip
-        for look in LOOKS:
+        for look in SHIFTED_LOOKS:
             drawn = [
                 draw((768, 768), look, seed=first_seed + 17 * k) for k in range(args.synthetic)
             ]

@@ -215,7 +215,8 @@ class _RoundSteps:
             anchor = None if entry.pseudo is None else balanced_accuracy(
                 prob, entry.pseudo_target, entry.pseudo)  # fmt: skip
             state.record["anchor"] = anchor
-            adopted = adopted and anchors_hold(before, after, anchor, s)
+            state.record["anchors_hold"] = anchors_hold(before, after, anchor, s)
+            adopted = adopted and state.record["anchors_hold"]
             adopted = adopted and not state.record.get("diverged", False)
             if adopted:
                 for other in self._annotated.values():
@@ -229,7 +230,7 @@ class _RoundSteps:
             message = "No training in this round (no time left for it); the current model's answer."
         elif adopted:
             message = f"Trained {n} batches; kept (annotated: {_fmt(before)} -> {_fmt(after)})."
-        elif not anchors_hold(before, after, anchor, s):
+        elif not state.record.get("anchors_hold", True):
             message = (f"Trained {n} batches but they changed pixels that were right before "
                        f"(agreement {_fmt(anchor)}); kept the previous model.")  # fmt: skip
         else:
