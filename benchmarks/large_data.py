@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _results import emit
+from _results import emit, peak_rss_gib
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -104,9 +104,8 @@ def _child(model: str, source: str, output: str, scheduler: str) -> None:
     t1 = time.perf_counter()
     predict_to_zarr(model, array, output, scheduler=scheduler, mask_value=255)
     seconds = time.perf_counter() - t1
-    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     kib_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    rss = {"rss": kib / 2**20, "rss_children": kib_children / 2**20}
+    rss = {"rss": peak_rss_gib(), "rss_children": kib_children / 2**20}
     print(json.dumps({"seconds": seconds, "load_seconds": t1 - t0, **rss}))
 
 
@@ -129,13 +128,13 @@ def in_memory(bundle, size: int, tiles: list[int], batches: list[int]) -> list[d
             kw = {"tile_size": tile, "batch_size": batch}
             _log(f"in memory, tile {tile}, batch {batch}")
             predict_probabilities(bundle, image, **kw)  # compile and warm up
-            seconds = min(_timed(predict_probabilities, bundle, image, **kw) for _ in range(2))
+            seconds = min(_timed(predict_probabilities, bundle, image, **kw) for _ in range(5))
             plan = TilePlan(size, size, bundle.unet.divisor, tile, None)
             fn = tile_predictor(bundle)
             x = np.zeros((batch, plan.tile_h, plan.tile_w, 1), np.float32)
             calls = -(-plan.n_tiles // batch)
             fn(x)
-            net = min(_timed(_calls, fn, x, calls) for _ in range(2))
+            net = min(_timed(_calls, fn, x, calls) for _ in range(5))
             rows.append(
                 {
                     "tile_size": tile,
@@ -158,6 +157,13 @@ def _timed(fn, *args, **kwargs) -> float:
     t0 = time.perf_counter()
     fn(*args, **kwargs)
     return time.perf_counter() - t0
+
+
+def _worker_peak_rss_gib() -> float:
+    """``VmHWM`` of a worker process (see ``_results.peak_rss_gib``), self-contained: dask
+    sends this function by value, and the workers cannot import the benchmarks' modules."""
+    with open("/proc/self/status") as fh:
+        return next(int(x.split()[1]) for x in fh if x.startswith("VmHWM:")) / 2**20
 
 
 def _free_port() -> int:
@@ -195,13 +201,13 @@ def cluster(model: Path, stack: Path, tmp: Path, reference, memory_limit: str) -
                 seconds = _timed(
                     predict_to_zarr, model, array, out, scheduler=client, mask_value=255
                 )
-                rss = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+                rss = client.run(_worker_peak_rss_gib)
             same = bool(np.array_equal(zarr.open_array(str(out))[:], reference))
             _log(f"cluster, {n} worker(s): {seconds:.1f} s, identical {same}")
             result[f"workers_{n}"] = {
                 "seconds": round(seconds, 1),
                 "identical_to_single_process": same,
-                "worker_peak_rss_gib": [round(v / 2**20, 2) for v in rss.values()],
+                "worker_peak_rss_gib": [round(v, 2) for v in rss.values()],
             }
         ratio = result["workers_1"]["seconds"] / result["workers_2"]["seconds"]
         result["throughput_ratio_2_vs_1"] = round(ratio, 2)
@@ -282,7 +288,7 @@ def main() -> None:
     parser.add_argument("--plane", type=int, default=None, help="stack plane side")
     parser.add_argument("--planes", type=int, default=3)
     parser.add_argument("--sizes", type=float, nargs="*", default=None, help="GB per stack")
-    parser.add_argument("--tiles", type=int, nargs="*", default=[1024])
+    parser.add_argument("--tiles", type=int, nargs="*", default=None, help="default: the default")
     parser.add_argument("--batches", type=int, nargs="*", default=[1])
     parser.add_argument("--memory-limit", default="2GiB")
     parser.add_argument("--skip", nargs="*", default=[], help="parts to skip, e.g. cluster")
@@ -322,7 +328,9 @@ def main() -> None:
     def eff(mpx: float) -> float:
         return round(mpx * 1e6 * fpp / (peak_used * 1e9), 3)
 
-    rows = in_memory(bundle, args.size, args.tiles, args.batches)
+    from napari_cytounet.core.config import DEFAULT_TILE_SIZE
+
+    rows = in_memory(bundle, args.size, args.tiles or [DEFAULT_TILE_SIZE], args.batches)
     for row in rows:
         row["efficiency_vs_tf_peak"] = eff(row["megapixels_per_second"])
         net_mpx = args.size**2 / row["network_only_seconds"] / 1e6

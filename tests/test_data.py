@@ -344,3 +344,28 @@ def test_summarize_data_hashes_follow_the_content(disks):
     # same bytes, different shape or dtype: different hash
     assert content_hash(image.reshape(16, 64)) != content_hash(image)
     assert content_hash(image.view(np.int32)) != content_hash(image)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int8, np.int16])
+def test_fast_integer_percentiles_equal_numpys_bit_for_bit(dtype):
+    from napari_cytounet.core.data import percentiles
+
+    rng = np.random.default_rng(np.dtype(dtype).itemsize)
+    info = np.iinfo(dtype)
+    for size in (1, 2, 7, 100, 4097):
+        for _ in range(20):
+            lo = int(rng.integers(info.min, info.max))
+            hi = int(rng.integers(lo, info.max + 1))
+            values = rng.integers(lo, hi + 1, size).astype(dtype)
+            qs = (0.0, 1.0, 50.0, 99.8, 100.0, float(rng.uniform(0, 100)))
+            expected = tuple(float(v) for v in np.percentile(values.astype(np.float64), qs))
+            assert percentiles(values, qs) == expected
+
+
+def test_float_percentiles_are_numpys():
+    from napari_cytounet.core.data import percentiles
+
+    values = np.random.default_rng(0).normal(size=(30, 40)).astype(np.float32)
+    assert percentiles(values, (1.0, 99.8)) == tuple(
+        float(v) for v in np.percentile(values.astype(np.float64), (1.0, 99.8))
+    )

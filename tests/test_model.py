@@ -175,3 +175,117 @@ def test_flops_doctest_value():
     for test in finder.find(model_module, globs=vars(model_module).copy()):
         runner.run(test)
     assert runner.summarize(verbose=False).failed == 0
+
+
+def _with_batch_norm_statistics(model, seed=0):
+    """Give every BatchNorm layer the non-trivial statistics a trained model has."""
+    rng = np.random.default_rng(seed)
+    for layer in layers_of(model, "BatchNormalization"):
+        gamma, beta, mean, var = layer.get_weights()
+        layer.set_weights(
+            [
+                rng.uniform(0.5, 1.5, gamma.shape).astype(np.float32),
+                rng.normal(0.0, 0.1, beta.shape).astype(np.float32),
+                rng.normal(0.0, 0.1, mean.shape).astype(np.float32),
+                rng.uniform(0.5, 2.0, var.shape).astype(np.float32),
+            ]
+        )
+
+
+@pytest.mark.parametrize("classes", [1, 3])
+def test_folding_batch_norm_keeps_the_outputs(classes):
+    import keras
+
+    from napari_cytounet.core.model import fold_batch_norm
+
+    keras.utils.set_random_seed(3)
+    cfg = UNetConfig(depth=2, base_filters=4, classes=classes)
+    model = build_unet(cfg)
+    _with_batch_norm_statistics(model)
+    folded = build_unet(UNetConfig(depth=2, base_filters=4, classes=classes, batch_norm=False))
+    fold_batch_norm(model, folded)
+    assert not layers_of(folded, "BatchNormalization")
+    x = np.random.default_rng(1).random((2, 24, 32, 1)).astype(np.float32)
+    expected = np.asarray(model(x, training=False))
+    np.testing.assert_allclose(np.asarray(folded(x, training=False)), expected, atol=1e-5)
+
+
+def test_folded_bfloat16_model_agrees_with_the_float32_original():
+    from napari_cytounet.core.model import fold_batch_norm
+
+    cfg = UNetConfig(depth=2, base_filters=4)
+    model = build_unet(cfg)
+    _with_batch_norm_statistics(model, seed=5)
+    folded = build_unet(
+        UNetConfig(depth=2, base_filters=4, batch_norm=False), dtype_policy="mixed_bfloat16"
+    )
+    fold_batch_norm(model, folded)
+    x = np.random.default_rng(2).random((1, 32, 32, 1)).astype(np.float32)
+    out = np.asarray(folded(x, training=False))
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, np.asarray(model(x, training=False)), atol=0.03)
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        UNetConfig(depth=2, base_filters=4),
+        UNetConfig(depth=3, base_filters=4, in_channels=2, classes=3),
+        UNetConfig(depth=2, base_filters=4, batch_norm=False, dropout=0.5),
+    ],
+    ids=["binary", "rgb-ish-3-classes", "no-batch-norm-dropout"],
+)
+def test_folded_graph_predicts_what_the_keras_model_predicts(cfg):
+    import keras
+
+    from napari_cytounet.core.folded_unet import FoldedUNet
+
+    keras.utils.set_random_seed(11)
+    model = build_unet(cfg)
+    _with_batch_norm_statistics(model, seed=2)
+    for layer in layers_of(model, "Conv2DTranspose"):  # non-zero biases, as after training
+        kernel, bias = layer.get_weights()
+        layer.set_weights([kernel, np.linspace(-0.2, 0.2, bias.size).astype(np.float32)])
+    net = FoldedUNet(cfg, "float32")
+    net.load(model)
+    x = np.random.default_rng(4).random((2, 2 * cfg.divisor, 3 * cfg.divisor, cfg.in_channels))
+    x = x.astype(np.float32)
+    expected = np.asarray(model(x, training=False))
+    got = np.asarray(net(x))
+    assert got.shape == expected.shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, atol=2e-5)
+
+
+def test_folded_graph_follows_retrained_weights_and_skips_unchanged_ones():
+    from napari_cytounet.core.folded_unet import FoldedUNet
+
+    cfg = UNetConfig(depth=2, base_filters=4)
+    model = build_unet(cfg)
+    net = FoldedUNet(cfg, "mixed_bfloat16")
+    net.load(model)
+    x = np.random.default_rng(0).random((1, 16, 16, 1)).astype(np.float32)
+    before = np.asarray(net(x))
+    kernel_var = net._vars["down0_conv1"][0]
+    marker = kernel_var.numpy().copy()
+    kernel_var.assign(kernel_var * 0)  # not from the model: a skipped load leaves it
+    net.load(model)
+    assert not np.any(kernel_var.numpy())
+    kernel_var.assign(marker)
+    model.set_weights([w * 1.1 for w in model.get_weights()])
+    net.load(model)
+    after = np.asarray(net(x))
+    assert np.abs(after - before).max() > 1e-3
+    np.testing.assert_allclose(after, np.asarray(model(x, training=False)), atol=0.03)
+
+
+def test_transposed_kernel_as_pointwise_matches_the_transposed_convolution():
+    import tensorflow as tf
+
+    from napari_cytounet.core.folded_unet import transpose_as_pointwise
+
+    rng = np.random.default_rng(0)
+    kernel = rng.normal(size=(2, 2, 3, 5)).astype(np.float32)  # (kh, kw, out, in)
+    x = rng.normal(size=(1, 4, 6, 5)).astype(np.float32)
+    expected = tf.nn.conv2d_transpose(x, kernel, (1, 8, 12, 3), 2, "SAME").numpy()
+    pointwise = tf.nn.conv2d(x, transpose_as_pointwise(kernel), 1, "VALID")
+    np.testing.assert_allclose(tf.nn.depth_to_space(pointwise, 2).numpy(), expected, atol=1e-5)

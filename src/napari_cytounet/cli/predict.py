@@ -236,7 +236,7 @@ def _tiles(image: Any, axis: int | None, bundle: Any, tile_size: int) -> int:
             overlap = TilePlan(h, w, divisor, None, None).overlap
             raise UsageError(
                 f"--tile-size {tile_size} is too small for this model, whose tiles "
-                f"overlap by {overlap} px; use at least {2 * overlap} (default 1024)"
+                f"overlap by {overlap} px; use at least {2 * overlap} (default {DEFAULT_TILE_SIZE})"
             ) from exc
     plan = TilePlan(h, w, divisor, tile_size, None, bundle.fixed_input_size)
     return plan.n_tiles * planes

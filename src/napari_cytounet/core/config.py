@@ -47,8 +47,11 @@ TILE_RANGE = (32, 16384)
 LEARNING_RATE_RANGE = (0.0, 1.0)
 THRESHOLD_RANGE = (0.0, 1.0)
 
-#: Tile side of prediction in pixels (bounds memory; see :mod:`.predict`).
-DEFAULT_TILE_SIZE = 1024
+#: Tile side of prediction in pixels (bounds memory; see :mod:`.predict`). 1024 plus the
+#: default overlap (64 px, of which 2 x 24 px halo): an image of k x 1024 pixels a side is
+#: then covered by k tiles per axis. With 1024 a 2048^2 image took 3 x 3 tiles of 752 px
+#: (1.21 pixels computed per pixel) instead of 2 x 2 of 1088 (1.13), and ran 0.83x as fast.
+DEFAULT_TILE_SIZE = 1088
 
 
 def _number(name: str, value: Any) -> float:

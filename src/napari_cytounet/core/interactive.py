@@ -258,6 +258,7 @@ class InteractiveSession(_RoundSteps):
         self._policy = "float32"
         self._trainer = None
         self._predict_fn = None
+        self._view: Any = None  # a ModelBundle of the live model, for prediction
         self._annotated: dict[str, Annotation] = {}
         self._forest = None
         self._rounds: list[dict[str, Any]] = []
@@ -273,9 +274,10 @@ class InteractiveSession(_RoundSteps):
         if self._model is not None:
             return
         import keras
-        import tensorflow as tf
 
+        from .bundle import ModelBundle
         from .model import build_unet
+        from .predict import tile_predictor
         from .trainer import Trainer
 
         keras.utils.set_random_seed(self.settings.seed)
@@ -288,12 +290,11 @@ class InteractiveSession(_RoundSteps):
                 layer.trainable = False
         self._model = model
         self._trainer = Trainer(model, self.unet.classes, "bce_dice", self.settings.learning_rate)
-
-        @tf.function(reduce_retracing=True)
-        def run(x: Any) -> Any:
-            return model(x, training=False)
-
-        self._predict_fn = run
+        # predictions go through the folded graph (.folded_unet, 3x faster in bfloat16),
+        # refreshed from the trained weights before each prediction
+        self._view = ModelBundle(model=model, unet=self.unet, normalization=NormalizationConfig(
+            method="scale", scale=1.0))  # fmt: skip
+        self._predict_fn = tile_predictor(self._view, self._policy, jit=False)
 
     def _probabilities(self, x: np.ndarray, views: int | None = None) -> np.ndarray:
         """Foreground probability of a normalised image ``(H, W, C)`` with the current weights.
@@ -306,11 +307,9 @@ class InteractiveSession(_RoundSteps):
         if h * w > WHOLE_IMAGE_PIXELS:
             from .predict import predict_probabilities
 
-            prob = predict_probabilities(
-                self._bundle_view(), x, precision=self._policy, views=views
-            )
+            prob = predict_probabilities(self._view, x, precision=self._policy, views=views)
             return self._foreground(prob)
-        from .predict import TilePlan
+        from .predict import TilePlan, tile_predictor
 
         # the same reflected halo and padding as predict.py's single tile: what the user sees
         # live is what the saved model predicts (borders included)
@@ -319,6 +318,7 @@ class InteractiveSession(_RoundSteps):
         pads = ((halo, plan.padded_h - h - halo), (halo, plan.padded_w - w - halo), (0, 0))
         padded = np.pad(x, pads, mode=mode)
         t0 = time.perf_counter()
+        tile_predictor(self._view, self._policy, jit=False)  # the current weights, no retrace
         out = mean_over_views(self._predict_fn, padded[None], views)[0]
         out = out[halo : halo + h, halo : halo + w]
         elapsed = time.perf_counter() - t0
@@ -341,12 +341,6 @@ class InteractiveSession(_RoundSteps):
         if prob.ndim == 3:
             prob = prob[..., 0] if prob.shape[-1] == 1 else 1.0 - prob[..., 0]
         return prob
-
-    def _bundle_view(self) -> Any:
-        from .bundle import ModelBundle
-
-        return ModelBundle(model=self._model, unet=self.unet, normalization=NormalizationConfig(
-            method="scale", scale=1.0))  # fmt: skip
 
     # ------------------------------------------------------------------ inputs
 

