@@ -4,11 +4,14 @@ Measures, with the default model (UNetConfig(): depth 4, 16 filters, precision "
 
 * ``peak``: TensorFlow's own matmul rate on this machine (4096^2, float32 and bfloat16,
   oneDNN), the peak that prediction is compared with in the precision it uses;
-* ``in_memory``: ``predict_probabilities`` on a ``--size``^2 image: Mpx/s, GFLOP/s and
-  efficiency against that peak, for a few tile sizes and batch sizes (the levers), plus
-  the network alone on the same tiles (what normalisation and blending cost);
-* ``zarr``: the same image from a zarr store into a zarr store (``predict_to_zarr``,
-  threads): Mpx/s and its ratio to in-memory;
+* ``in_memory``: ``predict_probabilities`` on a ``--size``^2 image of blobs: Mpx/s,
+  GFLOP/s and efficiency against that peak, for a few tile sizes and batch sizes (the
+  levers), ``segment`` (the same plus thresholding and hole filling), and the network
+  alone on the same tiles (what normalisation and blending cost);
+* ``zarr``: the same image in a zarr store, like for like: its probabilities through
+  ``lazy_probabilities`` against in-memory ``predict_probabilities``, and its segmentation
+  into a zarr store (``predict_to_zarr``, threads) against in-memory ``segment`` (and,
+  as recorded before 2026-12-08, against in-memory probabilities);
 * ``stack``: a ``--planes`` x ``--plane``^2 uint16 zarr stack segmented into a zarr output
   in a fresh process: seconds and peak RSS;
 * ``rss_vs_size``: peak RSS of fresh processes for stacks of ``--sizes`` GB on disk;
@@ -73,24 +76,29 @@ def tf_matmul_peak(n: int = 4096, repeats: int = 5) -> dict:
     return out
 
 
+def blob_plane(size: int, rng: np.random.Generator) -> np.ndarray:
+    """A uint16 plane of cell-like blobs on noise (about one blob per 200^2 px)."""
+    yy, xx = np.ogrid[:size, :size]
+    plane = rng.normal(800, 60, (size, size)).astype(np.float32)
+    for cy, cx in rng.integers(0, size, (size * size // 40000, 2)):
+        r = int(rng.integers(8, 20))
+        y0, x0 = max(cy - r, 0), max(cx - r, 0)
+        sub = plane[y0 : cy + r, x0 : cx + r]
+        disk = (yy[y0 : cy + r] - cy) ** 2 + (xx[:, x0 : cx + r] - cx) ** 2 <= r * r
+        sub[disk] += 900
+    return np.clip(plane, 0, 65535).astype(np.uint16)
+
+
 def write_stack(path: Path, planes: int, size: int, chunk: int = 1024) -> None:
-    """A uint16 zarr stack of cell-like blobs on noise, written plane by plane."""
+    """A uint16 zarr stack of :func:`blob_plane` planes, written plane by plane."""
     import zarr
 
     z = zarr.create_array(
         store=str(path), shape=(planes, size, size), chunks=(1, chunk, chunk), dtype="uint16"
     )
     rng = np.random.default_rng(0)
-    yy, xx = np.ogrid[:size, :size]
     for p in range(planes):
-        plane = rng.normal(800, 60, (size, size)).astype(np.float32)
-        for cy, cx in rng.integers(0, size, (size * size // 40000, 2)):
-            r = int(rng.integers(8, 20))
-            y0, x0 = max(cy - r, 0), max(cx - r, 0)
-            sub = plane[y0 : cy + r, x0 : cx + r]
-            disk = (yy[y0 : cy + r] - cy) ** 2 + (xx[:, x0 : cx + r] - cx) ** 2 <= r * r
-            sub[disk] += 900
-        z[p] = np.clip(plane, 0, 65535).astype(np.uint16)
+        z[p] = blob_plane(size, rng)
 
 
 def _child(model: str, source: str, output: str, scheduler: str) -> None:
@@ -117,11 +125,16 @@ def run_child(model: Path, source: Path, output: Path, scheduler: str = "threads
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def in_memory(bundle, size: int, tiles: list[int], batches: list[int]) -> list[dict]:
-    """Mpx/s of predict_probabilities per (tile, batch), and of the network alone."""
-    from napari_cytounet.core.predict import TilePlan, predict_probabilities, tile_predictor
+def in_memory(bundle, image: np.ndarray, tiles: list[int], batches: list[int]) -> list[dict]:
+    """Mpx/s of predict_probabilities and of segment per (tile, batch), and of the network."""
+    from napari_cytounet.core.predict import (
+        TilePlan,
+        predict_probabilities,
+        segment,
+        tile_predictor,
+    )
 
-    image = np.random.default_rng(0).integers(0, 4096, (size, size), dtype=np.uint16)
+    size = image.shape[0]
     rows = []
     for tile in tiles:
         for batch in batches:
@@ -129,6 +142,7 @@ def in_memory(bundle, size: int, tiles: list[int], batches: list[int]) -> list[d
             _log(f"in memory, tile {tile}, batch {batch}")
             predict_probabilities(bundle, image, **kw)  # compile and warm up
             seconds = min(_timed(predict_probabilities, bundle, image, **kw) for _ in range(5))
+            seg = min(_timed(segment, bundle, image, **kw) for _ in range(5))
             plan = TilePlan(size, size, bundle.unet.divisor, tile, None)
             fn = tile_predictor(bundle)
             x = np.zeros((batch, plan.tile_h, plan.tile_w, 1), np.float32)
@@ -142,6 +156,8 @@ def in_memory(bundle, size: int, tiles: list[int], batches: list[int]) -> list[d
                     "tiles": plan.n_tiles,
                     "seconds": round(seconds, 2),
                     "megapixels_per_second": round(size * size / seconds / 1e6, 3),
+                    "segment_seconds": round(seg, 2),
+                    "segment_megapixels_per_second": round(size * size / seg / 1e6, 3),
                     "network_only_seconds": round(net, 2),
                 }
             )
@@ -224,23 +240,44 @@ def on_disk(tmp: Path, bundle, args, best: dict, plane: int, sizes, eff, result:
     import zarr
 
     from napari_cytounet.core.bundle import save_bundle
+    from napari_cytounet.core.lazy import lazy_probabilities
+    from napari_cytounet.core.predict import predict_probabilities, segment
     from napari_cytounet.core.zarr_io import predict_to_zarr
 
     model = save_bundle(bundle, tmp / "model.keras")
-    image = np.random.default_rng(0).integers(0, 4096, (args.size, args.size), np.uint16)
+    image = blob_plane(args.size, np.random.default_rng(0))
     zin = zarr.create_array(
         store=str(tmp / "img.zarr"), shape=image.shape, chunks=(1024, 1024), dtype="uint16"
     )
     zin[:] = image
     kw = {"tile_size": best["tile_size"], "batch_size": best["batch_size"]}
-    predict_to_zarr(model, zin, tmp / "warm.zarr", **kw)
-    seconds = _timed(predict_to_zarr, model, zin, tmp / "z.zarr", **kw)
-    mpx = args.size**2 / seconds / 1e6
+    runs = iter(range(1000))
+    jobs = {  # like for like, interleaved so that the machine's drift hits all alike
+        "probabilities_in_memory": lambda: predict_probabilities(bundle, image, **kw),
+        "probabilities_zarr": lambda: lazy_probabilities(model, zin, **kw).compute(),
+        "segment_in_memory": lambda: segment(bundle, image, **kw),
+        "segment_zarr": lambda: predict_to_zarr(model, zin, tmp / f"z{next(runs)}.zarr", **kw),
+    }
+    for job in jobs.values():
+        job()  # warm up
+    seconds = {name: [] for name in jobs}
+    for _ in range(7):
+        for name, job in jobs.items():
+            seconds[name].append(_timed(job))
+    mpx = {name: args.size**2 / min(times) / 1e6 for name, times in seconds.items()}
     result["zarr"] = {
         **kw,
-        "megapixels_per_second": round(mpx, 3),
-        "efficiency_vs_tf_peak": eff(mpx),
-        "ratio_to_in_memory": round(mpx / best["megapixels_per_second"], 3),
+        "repeats": 7,
+        "megapixels_per_second": round(mpx["segment_zarr"], 3),
+        "efficiency_vs_tf_peak": eff(mpx["segment_zarr"]),
+        **{f"{name}_megapixels_per_second": round(v, 3) for name, v in mpx.items()},
+        "probabilities_ratio_to_in_memory": round(
+            mpx["probabilities_zarr"] / mpx["probabilities_in_memory"], 3
+        ),
+        "segment_ratio_to_in_memory_segment": round(
+            mpx["segment_zarr"] / mpx["segment_in_memory"], 3
+        ),
+        "ratio_to_in_memory": round(mpx["segment_zarr"] / mpx["probabilities_in_memory"], 3),
     }
     _log(f"zarr: {result['zarr']}")
     stack = tmp / "stack.zarr"
@@ -311,6 +348,9 @@ def main() -> None:
     load = [round(x, 2) for x in os.getloadavg()]
     unet = UNetConfig()
     precision = resolve_precision("auto")
+    import keras
+
+    keras.utils.set_random_seed(0)  # the masks (and so the post-processing) are the same each run
     bundle = ModelBundle(model=build_unet(unet, dtype_policy=precision), unet=unet)
     fpp = flops_per_pixel(unet)
     peak = tf_matmul_peak()
@@ -330,7 +370,8 @@ def main() -> None:
 
     from napari_cytounet.core.config import DEFAULT_TILE_SIZE
 
-    rows = in_memory(bundle, args.size, args.tiles or [DEFAULT_TILE_SIZE], args.batches)
+    image = blob_plane(args.size, np.random.default_rng(0))
+    rows = in_memory(bundle, image, args.tiles or [DEFAULT_TILE_SIZE], args.batches)
     for row in rows:
         row["efficiency_vs_tf_peak"] = eff(row["megapixels_per_second"])
         net_mpx = args.size**2 / row["network_only_seconds"] / 1e6

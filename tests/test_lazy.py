@@ -149,6 +149,36 @@ def test_resume_after_stopped_run(bundle, model_path, stack, tmp_path) -> None:
 
 
 @pytest.mark.slow
+def test_resume_of_a_partly_written_plane_and_refusal_of_the_old_scratch(
+    bundle, model_path, stack, tmp_path
+) -> None:
+    image, z = stack
+    out_path = tmp_path / "out.zarr"
+    kw = {**KW, "block_size": 32, "scheduler": "sync"}
+    events = iter_predict_to_zarr(model_path, z, out_path, **kw)
+    for seen, _event in enumerate(events, start=1):
+        if seen == 4:  # 3 blocks written, their plane not finished
+            events.close()
+            break
+    done = sorted(p.name for p in (out_path / PARTIAL / "done").iterdir())
+    assert len(done) >= 3 and all(name.startswith("b-") for name in done)  # no plane done
+    saved = np.load(out_path / PARTIAL / "done" / done[0])
+    assert saved.dtype == np.uint8 and saved.shape[1] == 4  # 32 px bit-packed into 4 bytes
+    result = predict_to_zarr(model_path, z, out_path, **kw)  # plane 0 from files and new blocks
+    assert result.skipped == len(done)
+    assert np.array_equal(zarr.open_array(str(out_path))[:], segment(bundle, image, **KW))
+    # an unfinished output of the earlier scratch format (a zarr mask) is refused, not misread
+    old = tmp_path / "old.zarr"
+    events = iter_predict_to_zarr(model_path, z, old, **kw)
+    next(events), next(events)
+    events.close()
+    arr = zarr.open_array(str(old), mode="r+")
+    record = dict(arr.attrs)["cytounet"]
+    arr.attrs["cytounet"] = {**record, "settings": {**record["settings"], "scratch": 1}}
+    with pytest.raises(DataError, match="other settings"):
+        predict_to_zarr(model_path, z, old, **kw)
+
+
 def test_local_cluster_of_two_processes_identical(bundle, model_path, stack, tmp_path) -> None:
     from distributed import Client, LocalCluster
 

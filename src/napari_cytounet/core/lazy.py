@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from .bundle import ModelBundle
+from .chunk_cache import cached_strided, cached_window, chunk_shape
 from .errors import DataError, ModelError
 from .predict import (
     DEFAULT_BATCH_SIZE,
@@ -164,21 +165,41 @@ class _Source:
     width: int
     channels: int
     has_channel_axis: bool
+    token: str = ""  # names this source's chunks in chunk_cache.CHUNKS
 
     @property
     def is_dask(self) -> bool:
         return hasattr(self.array, "dask")
 
     def window(self, index: tuple, ys: slice, xs: slice) -> Any:
-        """A lazy (dask) or deferred read of a window of one plane."""
+        """A lazy (dask) or deferred read of a window of one plane.
+
+        Unit-step windows of a zarr (or other chunked) array are assembled from
+        decoded chunks cached per process, so overlapping tiles decode each
+        chunk once (:mod:`.chunk_cache`).
+        """
         if self.is_dask:
             return self.array[(*index, ys, xs)]
         import dask
 
+        chunks = chunk_shape(self.array)
+        if chunks is not None and ys.step in (None, 1) and xs.step in (None, 1):
+            plane = chunks[len(index) : len(index) + 2]
+            return dask.delayed(cached_window, pure=False)(
+                self.array, plane, self.token, index, ys, xs
+            )
         return dask.delayed(_read_window, pure=False)(self.array, index, ys, xs)
 
     def sample(self, index: tuple, step: int) -> Any:
         """The strided subsample ``plane[::step, ::step]`` used for normalisation."""
+        chunks = None if self.is_dask else chunk_shape(self.array)
+        if chunks is not None and step > 1:
+            import dask
+
+            plane = chunks[len(index) : len(index) + 2]
+            return dask.delayed(cached_strided, pure=False)(
+                self.array, plane, self.token, index, step
+            )
         return self.window(index, slice(None, None, step), slice(None, None, step))
 
 
@@ -225,7 +246,7 @@ def as_source(image: Any, in_channels: int, channel_axis: int | None = None) -> 
     h, w = (int(n) for n in image.shape[image.ndim - spatial : image.ndim - spatial + 2])
     if h < 1 or w < 1 or 0 in lead:
         raise DataError(f"The image is empty (shape {tuple(image.shape)}).")
-    return _Source(image, lead, h, w, channels, has_channels)
+    return _Source(image, lead, h, w, channels, has_channels, uuid.uuid4().hex)
 
 
 def pad_index(positions: np.ndarray, size: int) -> np.ndarray:

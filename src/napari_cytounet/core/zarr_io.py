@@ -2,14 +2,16 @@
 
 :func:`iter_predict_to_zarr` runs the lazy graph of :mod:`.lazy` on a dask
 scheduler in two stages. Stage 1, per output block: the blended probabilities
-are thresholded (or arg-maxed for multi-class models) and written into a
-scratch mask inside the output store. Stage 2, per plane, once its blocks are
-done: the post-processing of :func:`~.postprocess.postprocess` (fill holes,
-remove small objects, instance labels) runs on the whole plane and writes the
-final plane. The result is identical to the in-memory :func:`~.predict.segment`.
+are thresholded (or arg-maxed for multi-class models) and saved as the block's
+marker file, bit-packed, in ``OUTPUT/.cytounet-partial/done``. Stage 2, per
+plane, once its blocks are done: the plane's mask, read back from the block
+files (this run's and an interrupted earlier run's alike), is post-processed
+on the whole plane as in :func:`~.postprocess.postprocess` (fill holes, remove
+small objects, instance labels) and the final plane is written.
+The result is identical to the in-memory :func:`~.predict.segment`.
 
-Each finished block and plane leaves a marker file in ``OUTPUT/.cytounet-partial``
-(one file per task, so concurrent workers never write the same file); a run
+Each finished block and plane leaves its marker file (one file per task, written
+whole or not at all, so concurrent workers never write the same file); a run
 that is interrupted and started again with the same settings skips them. A
 finished store has ``attrs["cytounet"]["complete"] = True`` and no scratch.
 
@@ -35,12 +37,14 @@ from typing import Any
 import numpy as np
 
 from .bundle import ModelBundle
+from .chunk_cache import CHUNKS
 from .errors import ConfigError, DataError
 from .events import PredictionProgress
-from .lazy import PlaneGraph, iter_blocks, prepare
+from .lazy import PlaneGraph, block_grid, iter_blocks, prepare
 from .predict import DEFAULT_BATCH_SIZE, DEFAULT_TILE_SIZE
 
 PARTIAL = ".cytounet-partial"
+SCRATCH_FORMAT = 2  # 2: one .npy file per block (bit-packed masks); 1: a zarr mask array
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,7 @@ def _settings(spec, source, plan, block, batch_size, opts: dict) -> dict:
         "overlap": plan.overlap,
         "batch_size": batch_size,
         "block_size": block,
+        "scratch": SCRATCH_FORMAT,
         **opts,
     }
 
@@ -135,23 +140,21 @@ def _open_output(path: Path, shape: tuple, chunks: tuple, dtype: str, settings: 
         if record.get("complete"):
             return out, None
         labels = zarr.open_array(str(partial / "labels"), mode="r+") if dtype == "int32" else None
-        return out, (zarr.open_array(str(partial / "mask"), mode="r+"), labels)
+        return out, (labels,)
     if not os.access(_nearest_existing(path), os.W_OK):
         raise DataError(f"Cannot write {path}: its folder is not writable.")
     attrs = {"cytounet": {"settings": settings, "complete": False}}
     # scratch first: an output without scratch is never left half-made
-    scratch = [
-        zarr.create_array(
-            store=str(partial / name), shape=shape, chunks=chunks, dtype=kind, fill_value=0
-        )
-        for name, kind in [("mask", "uint8"), ("labels", "int32")]
-        if name == "mask" or dtype == "int32"
-    ]
     (partial / "done").mkdir(parents=True, exist_ok=True)
+    labels = None
+    if dtype == "int32":
+        labels = zarr.create_array(
+            store=str(partial / "labels"), shape=shape, chunks=chunks, dtype=dtype, fill_value=0
+        )
     out = zarr.create_array(
         store=str(path), shape=shape, chunks=chunks, dtype=dtype, fill_value=0, attributes=attrs
     )
-    return out, (scratch[0], scratch[1] if len(scratch) > 1 else None)
+    return out, (labels,)
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -161,34 +164,56 @@ def _nearest_existing(path: Path) -> Path:
 
 
 def _write_block(
-    scratch: Any,
-    index: tuple,
-    top: int,
-    left: int,
-    prob: np.ndarray,
-    threshold: float,
-    multiclass: bool,
-    marker: str,
+    top: int, left: int, prob: np.ndarray, threshold: float, multiclass: bool, marker: str
 ) -> int:
-    """Stage 1: write the thresholded (or arg-maxed) block, then its marker."""
+    """Stage 1: save the thresholded (or arg-maxed) block as its marker file.
+
+    The marker is the block's mask in ``.npy`` form (bit-packed along rows for
+    binary models: 1088^2 px in 148 kB), written whole or not at all. Stage 2
+    reads the plane back from these files, this run's blocks and an earlier
+    run's alike. (Handing the masks over in memory instead let them pile up:
+    dask runs the blocks of several planes before their post-processing, and
+    peak RSS grew with the number of planes.)
+    """
     mask = np.argmax(prob, axis=-1) if multiclass else prob[..., 0] > threshold
-    bh, bw = mask.shape
-    scratch[(*index, slice(top, top + bh), slice(left, left + bw))] = mask.astype(np.uint8)
-    Path(marker).touch()
+    mask = mask.astype(np.uint8) if multiclass else np.packbits(mask, axis=-1)
+    tmp = f"{marker}.{uuid.uuid4().hex}.tmp"
+    with open(tmp, "wb") as fh:
+        np.save(fh, mask)
+    os.replace(tmp, marker)  # atomic: a marker is always a whole block
     return 1
 
 
+def _plane_mask(shape: tuple, marks: str, flat: int, grid: list, multiclass: bool) -> np.ndarray:
+    """The plane's mask, assembled from its block files."""
+    mask = np.empty(shape, np.uint8)
+    for top, left, bh, bw in grid:
+        saved = np.load(Path(marks) / f"b-{flat}-{top}-{left}")
+        block = saved if multiclass else np.unpackbits(saved, axis=-1, count=bw)
+        mask[top : top + bh, left : left + bw] = block
+    return mask
+
+
 def _finish_plane(
-    scratch: Any, out: Any, index: tuple, opts: dict, classes: int, marker: str, *blocks: int
+    out: Any,
+    index: tuple,
+    flat: int,
+    grid: list,
+    opts: dict,
+    classes: int,
+    marks: str,
+    *blocks: int,
 ) -> int:
-    """Stage 2: post-process one whole plane from its scratch mask, write it, then its marker.
+    """Stage 2: post-process one whole plane from its block files, write it, then its marker.
 
     Instance labels (1..n per plane) go to the labels scratch and the marker holds
     ``n``: stage 3 (:func:`_offset_plane`) numbers them on from the planes before.
     """
     from .postprocess import postprocess
 
-    mask = np.asarray(scratch[index])
+    marker = str(Path(marks) / f"p-{flat}")
+    shape = out.shape[len(index) : len(index) + 2]
+    mask = _plane_mask(shape, marks, flat, grid, classes > 1)
     # 0/1 above any threshold in (0, 1) as the probabilities were; a one-hot class map has
     # their argmax. uint8, not float32: a quarter of the memory for a whole plane
     prob = np.eye(classes, dtype=np.uint8)[mask] if classes > 1 else mask
@@ -235,6 +260,7 @@ def _graph(bundle, spec, source, plan, out, scratch, block, batch_size, opts, do
     classes, tasks, skipped = bundle.classes, [], 0
     graphs: dict[int, tuple] = {}
     writes: dict[int, list] = {}
+    grid = block_grid(source.height, source.width, block)
     for flat, index, (top, left, bh, bw) in iter_blocks(source, block):
         if f"p-{flat}" in done:
             skipped += 1
@@ -252,8 +278,6 @@ def _graph(bundle, spec, source, plan, out, scratch, block, batch_size, opts, do
         prob = graphs[flat][1].block(top, left, bh, bw, classes)
         writes[flat].append(
             dask.delayed(_write_block, pure=False)(
-                scratch[0],
-                index,
                 top,
                 left,
                 prob,
@@ -268,25 +292,26 @@ def _graph(bundle, spec, source, plan, out, scratch, block, batch_size, opts, do
         tasks.extend(writes[flat])
         finishes.append(
             dask.delayed(_finish_plane, pure=False)(
-                scratch[0],
-                out if scratch[1] is None else scratch[1],
+                out if scratch[0] is None else scratch[0],
                 index,
+                flat,
+                grid,
                 opts,
                 classes,
-                str(marks / f"p-{flat}"),
+                str(marks),
                 *writes[flat],
                 dask_key_name=f"cytounet-finish-{token}-{flat}",
             )
         )
     tasks.extend(finishes)
-    if scratch[1] is not None:  # instances: consecutive labels over the stack (stage 3)
+    if scratch[0] is not None:  # instances: consecutive labels over the stack (stage 3)
         indices = np.ndindex(*source.lead_shape) if source.lead_shape else [()]
         for flat, index in enumerate(indices):
             if f"o-{flat}" in done:
                 continue
             tasks.append(
                 dask.delayed(_offset_plane, pure=False)(
-                    scratch[1],
+                    scratch[0],
                     out,
                     index,
                     flat,
@@ -501,8 +526,11 @@ def _predict(bundle, spec, source, plan, scheduler, output, batch_size, t0, bloc
     )
     total = len(tasks)
     yield PredictionProgress(done=0, total=total, plane=0, planes=planes)
-    for count, _ in enumerate(_run(tasks, scheduler), start=1):
-        yield PredictionProgress(done=count, total=total, plane=0, planes=planes)
+    try:
+        for count, _ in enumerate(_run(tasks, scheduler), start=1):
+            yield PredictionProgress(done=count, total=total, plane=0, planes=planes)
+    finally:
+        CHUNKS.drop(source.token)  # this process's decoded input chunks (workers' stay bounded)
     record = dict(out.attrs)["cytounet"]
     out.attrs["cytounet"] = {**record, "complete": True}
     shutil.rmtree(path / PARTIAL, ignore_errors=True)

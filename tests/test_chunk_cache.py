@@ -1,0 +1,70 @@
+"""The decoded-chunk cache that lazy prediction reads zarr inputs through."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import zarr
+
+from napari_cytounet.core.chunk_cache import ChunkCache, cached_window, chunk_shape
+from napari_cytounet.core.lazy import as_source
+
+
+@pytest.fixture(params=[((2, 37, 53), (1, 10, 7), (1,)), ((41, 29, 3), (8, 16, 3), ())])
+def chunked(request, tmp_path):
+    shape, chunks, index = request.param
+    data = np.random.default_rng(1).integers(0, 4000, shape).astype(np.uint16)
+    z = zarr.create_array(store=str(tmp_path / "a.zarr"), shape=shape, chunks=chunks, dtype="u2")
+    z[:] = data
+    return data, z, chunks[len(index) : len(index) + 2], index
+
+
+def test_windows_equal_direct_reads_and_decode_each_chunk_once(chunked) -> None:
+    data, z, plane_chunks, index = chunked
+    cache = ChunkCache()
+    rng = np.random.default_rng(0)
+    h, w = data.shape[len(index) : len(index) + 2]
+    for _ in range(60):
+        y0, x0 = int(rng.integers(0, h)), int(rng.integers(0, w))
+        y1, x1 = int(rng.integers(y0 + 1, h + 1)), int(rng.integers(x0 + 1, w + 1))
+        got = cache.window(z, plane_chunks, "t", index, slice(y0, y1), slice(x0, x1))
+        assert np.array_equal(got, data[(*index, slice(y0, y1), slice(x0, x1))])
+    grid = -(-h // plane_chunks[0]) * -(-w // plane_chunks[1])
+    assert cache.misses <= grid  # a roomy cache decodes each chunk at most once
+    assert cache.hits > 0
+
+
+@pytest.mark.parametrize("step", [1, 2, 3, 5, 11])
+def test_strided_sample_equals_numpy(chunked, step) -> None:
+    data, z, plane_chunks, index = chunked
+    got = ChunkCache().strided(z, plane_chunks, "t", index, step)
+    assert np.array_equal(got, data[(*index, slice(None, None, step), slice(None, None, step))])
+
+
+def test_bound_in_bytes_is_kept_and_sources_never_mix(chunked) -> None:
+    data, z, plane_chunks, index = chunked
+    chunk_bytes = plane_chunks[0] * plane_chunks[1] * 2 * (data.shape[-1] if not index else 1)
+    cache = ChunkCache(max_bytes=3 * chunk_bytes)
+    full = (slice(None), slice(None))
+    assert np.array_equal(cache.window(z, plane_chunks, "a", index, *full), data[index])
+    assert cache._bytes <= 3 * chunk_bytes
+    other = zarr.create_array(store={}, shape=z.shape, chunks=z.chunks, dtype="u2")
+    other[:] = data + 1
+    assert np.array_equal(cache.window(other, plane_chunks, "b", index, *full), data[index] + 1)
+    cache.drop("b")
+    assert all(key[0] == "a" for key in cache._chunks)
+
+
+def test_numpy_and_dask_are_read_directly_and_sources_pickle(chunked) -> None:
+    data, z, plane_chunks, index = chunked
+    assert chunk_shape(data) is None
+    assert chunk_shape(z) == z.chunks
+    source = as_source(z, in_channels=3 if not index else 1)
+    clone = pickle.loads(pickle.dumps(source))  # what a worker process receives
+    assert clone.token == source.token
+    assert np.array_equal(
+        cached_window(clone.array, plane_chunks, clone.token, index, slice(0, 5), slice(2, 9)),
+        data[(*index, slice(0, 5), slice(2, 9))],
+    )
