@@ -31,6 +31,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -251,7 +252,7 @@ def on_disk(tmp: Path, bundle, args, best: dict, plane: int, sizes, eff, result:
     )
     zin[:] = image
     kw = {"tile_size": best["tile_size"], "batch_size": best["batch_size"]}
-    runs = iter(range(1000))
+    runs = itertools.count()
     jobs = {  # like for like, interleaved so that the machine's drift hits all alike
         "probabilities_in_memory": lambda: predict_probabilities(bundle, image, **kw),
         "probabilities_zarr": lambda: lazy_probabilities(model, zin, **kw).compute(),

@@ -192,7 +192,7 @@ class _Source:
 
     def sample(self, index: tuple, step: int) -> Any:
         """The strided subsample ``plane[::step, ::step]`` used for normalisation."""
-        chunks = None if self.is_dask else chunk_shape(self.array)
+        chunks = chunk_shape(self.array)  # None for numpy and dask
         if chunks is not None and step > 1:
             import dask
 

@@ -118,7 +118,11 @@ def _settings(spec, source, plan, block, batch_size, opts: dict) -> dict:
 
 
 def _open_output(path: Path, shape: tuple, chunks: tuple, dtype: str, settings: dict):
-    """Create the output (and scratch), or reopen one started with the same settings."""
+    """Create the output (and scratch), or reopen one started with the same settings.
+
+    Returns ``(out, labels, complete)``: ``labels`` is the instance-label scratch
+    (None without ``instances``), ``complete`` whether an earlier run finished.
+    """
     import zarr
 
     partial = path / PARTIAL
@@ -138,9 +142,9 @@ def _open_output(path: Path, shape: tuple, chunks: tuple, dtype: str, settings: 
                 "or choose another output path to start afresh."
             )
         if record.get("complete"):
-            return out, None
+            return out, None, True
         labels = zarr.open_array(str(partial / "labels"), mode="r+") if dtype == "int32" else None
-        return out, (labels,)
+        return out, labels, False
     if not os.access(_nearest_existing(path), os.W_OK):
         raise DataError(f"Cannot write {path}: its folder is not writable.")
     attrs = {"cytounet": {"settings": settings, "complete": False}}
@@ -154,7 +158,7 @@ def _open_output(path: Path, shape: tuple, chunks: tuple, dtype: str, settings: 
     out = zarr.create_array(
         store=str(path), shape=shape, chunks=chunks, dtype=dtype, fill_value=0, attributes=attrs
     )
-    return out, (labels,)
+    return out, labels, False
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -184,11 +188,16 @@ def _write_block(
     return 1
 
 
+def _block_file(flat: int, top: int, left: int) -> str:
+    """The name of a block's marker file (its mask) in the ``done`` folder."""
+    return f"b-{flat}-{top}-{left}"
+
+
 def _plane_mask(shape: tuple, marks: str, flat: int, grid: list, multiclass: bool) -> np.ndarray:
     """The plane's mask, assembled from its block files."""
     mask = np.empty(shape, np.uint8)
     for top, left, bh, bw in grid:
-        saved = np.load(Path(marks) / f"b-{flat}-{top}-{left}")
+        saved = np.load(Path(marks) / _block_file(flat, top, left))
         block = saved if multiclass else np.unpackbits(saved, axis=-1, count=bw)
         mask[top : top + bh, left : left + bw] = block
     return mask
@@ -251,7 +260,7 @@ def _offset_plane(labels: Any, out: Any, index: tuple, flat: int, marks: str, *d
     return 1
 
 
-def _graph(bundle, spec, source, plan, out, scratch, block, batch_size, opts, done, marks):
+def _graph(bundle, spec, source, plan, out, labels, block, batch_size, opts, done, marks):
     """The sink tasks still to run (block writes, plane finishes, label offsets) and the
     count of blocks skipped."""
     import dask
@@ -271,7 +280,7 @@ def _graph(bundle, spec, source, plan, out, scratch, block, batch_size, opts, do
                 PlaneGraph(source, index, plan, spec, bundle.normalization, batch_size, token),
             )
             writes[flat] = []
-        name = f"b-{flat}-{top}-{left}"
+        name = _block_file(flat, top, left)
         if name in done:
             skipped += 1
             continue
@@ -292,7 +301,7 @@ def _graph(bundle, spec, source, plan, out, scratch, block, batch_size, opts, do
         tasks.extend(writes[flat])
         finishes.append(
             dask.delayed(_finish_plane, pure=False)(
-                out if scratch[0] is None else scratch[0],
+                out if labels is None else labels,
                 index,
                 flat,
                 grid,
@@ -304,14 +313,14 @@ def _graph(bundle, spec, source, plan, out, scratch, block, batch_size, opts, do
             )
         )
     tasks.extend(finishes)
-    if scratch[0] is not None:  # instances: consecutive labels over the stack (stage 3)
+    if labels is not None:  # instances: consecutive labels over the stack (stage 3)
         indices = np.ndindex(*source.lead_shape) if source.lead_shape else [()]
         for flat, index in enumerate(indices):
             if f"o-{flat}" in done:
                 continue
             tasks.append(
                 dask.delayed(_offset_plane, pure=False)(
-                    scratch[0],
+                    labels,
                     out,
                     index,
                     flat,
@@ -511,18 +520,18 @@ def _predict(bundle, spec, source, plan, scheduler, output, batch_size, t0, bloc
     shape = (*source.lead_shape, source.height, source.width)
     chunks = (1,) * len(source.lead_shape) + (min(block, source.height), min(block, source.width))
     path = Path(output).expanduser().resolve()
-    out, scratch = _open_output(
+    out, labels, complete = _open_output(
         path, shape, chunks, dtype, _settings(spec, source, plan, block, batch_size, opts)
     )
     total_blocks = sum(1 for _ in iter_blocks(source, block))
     planes = int(np.prod(source.lead_shape)) if source.lead_shape else 1
-    if scratch is None:  # already complete
+    if complete:
         yield ZarrPrediction(path, shape, dtype, 0, total_blocks, time.perf_counter() - t0)
         return
     done = set(os.listdir(path / PARTIAL / "done"))
     marks = path / PARTIAL / "done"
     tasks, skipped = _graph(
-        bundle, spec, source, plan, out, scratch, block, batch_size, opts, done, marks
+        bundle, spec, source, plan, out, labels, block, batch_size, opts, done, marks
     )
     total = len(tasks)
     yield PredictionProgress(done=0, total=total, plane=0, planes=planes)
