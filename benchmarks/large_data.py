@@ -11,7 +11,9 @@ Measures, with the default model (UNetConfig(): depth 4, 16 filters, precision "
 * ``zarr``: the same image in a zarr store, like for like: its probabilities through
   ``lazy_probabilities`` against in-memory ``predict_probabilities``, and its segmentation
   into a zarr store (``predict_to_zarr``, threads) against in-memory ``segment`` (and,
-  as recorded before 2026-12-08, against in-memory probabilities);
+  as recorded before 2026-12-08, against in-memory probabilities). The four jobs run in
+  ``ROUNDS`` interleaved rounds; each ratio is given from the best times and as the
+  median of the rounds' own ratios (``*_median_of_rounds``), which drift cancels in;
 * ``stack``: a ``--planes`` x ``--plane``^2 uint16 zarr stack segmented into a zarr output
   in a fresh process: seconds and peak RSS;
 * ``rss_vs_size``: peak RSS of fresh processes for stacks of ``--sizes`` GB on disk;
@@ -47,6 +49,9 @@ import numpy as np
 from _results import emit, peak_rss_gib
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+ROUNDS = 9  # interleaved rounds of the four zarr-section jobs
 
 
 def _log(text: str) -> None:
@@ -262,13 +267,21 @@ def on_disk(tmp: Path, bundle, args, best: dict, plane: int, sizes, eff, result:
     for job in jobs.values():
         job()  # warm up
     seconds = {name: [] for name in jobs}
-    for _ in range(7):
+    for _ in range(ROUNDS):
         for name, job in jobs.items():
             seconds[name].append(_timed(job))
     mpx = {name: args.size**2 / min(times) / 1e6 for name, times in seconds.items()}
+
+    def paired(zarr_job: str, memory_job: str) -> float:
+        # the median over rounds of each round's ratio: a round's jobs run back to back,
+        # so the machine's drift (which moved the best times by 10-20% within an hour
+        # here) mostly cancels within the round
+        ratios = [m / z for z, m in zip(seconds[zarr_job], seconds[memory_job])]
+        return round(float(np.median(ratios)), 3)
+
     result["zarr"] = {
         **kw,
-        "repeats": 7,
+        "repeats": ROUNDS,
         "megapixels_per_second": round(mpx["segment_zarr"], 3),
         "efficiency_vs_tf_peak": eff(mpx["segment_zarr"]),
         **{f"{name}_megapixels_per_second": round(v, 3) for name, v in mpx.items()},
@@ -279,6 +292,10 @@ def on_disk(tmp: Path, bundle, args, best: dict, plane: int, sizes, eff, result:
             mpx["segment_zarr"] / mpx["segment_in_memory"], 3
         ),
         "ratio_to_in_memory": round(mpx["segment_zarr"] / mpx["probabilities_in_memory"], 3),
+        "probabilities_ratio_median_of_rounds": paired(
+            "probabilities_zarr", "probabilities_in_memory"
+        ),
+        "segment_ratio_median_of_rounds": paired("segment_zarr", "segment_in_memory"),
     }
     _log(f"zarr: {result['zarr']}")
     stack = tmp / "stack.zarr"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pickle
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -68,3 +70,63 @@ def test_numpy_and_dask_are_read_directly_and_sources_pickle(chunked) -> None:
         cached_window(clone.array, plane_chunks, clone.token, index, slice(0, 5), slice(2, 9)),
         data[(*index, slice(0, 5), slice(2, 9))],
     )
+
+
+class _SlowChunks:
+    """A chunked array whose reads take a while and are counted (or fail), for thread tests."""
+
+    def __init__(self, data: np.ndarray, chunks: tuple, fail: bool = False) -> None:
+        self.data, self.chunks, self.fail = data, chunks, fail
+        self.shape, self.dtype, self.ndim = data.shape, data.dtype, data.ndim
+        self.reads = 0
+        self._lock = threading.Lock()
+
+    def __getitem__(self, key):
+        with self._lock:
+            self.reads += 1
+        time.sleep(0.02)  # long enough for every thread to miss the chunk at once
+        if self.fail:
+            raise OSError("chunk is corrupt")
+        return self.data[key]
+
+
+def _at_once(n: int, fn) -> list:
+    """Run ``fn`` in ``n`` threads released together; their results or exceptions."""
+    barrier, results = threading.Barrier(n), [None] * n
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = fn()
+        except Exception as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert not any(t.is_alive() for t in threads)
+    return results
+
+
+def test_threads_that_miss_together_decode_each_chunk_once() -> None:
+    data = np.arange(40 * 40, dtype=np.uint16).reshape(40, 40)
+    array = _SlowChunks(data, (20, 20))
+    cache = ChunkCache()
+    full = (slice(3, 37), slice(5, 31))  # all four chunks
+    results = _at_once(6, lambda: cache.window(array, (20, 20), "t", (), *full))
+    assert all(np.array_equal(r, data[full]) for r in results)
+    assert array.reads == 4 and cache.misses == 4
+
+
+def test_a_failed_decode_raises_in_every_waiting_thread_and_leaves_nothing_behind() -> None:
+    data = np.zeros((20, 20), np.uint16)
+    array = _SlowChunks(data, (20, 20), fail=True)
+    cache = ChunkCache()
+    results = _at_once(4, lambda: cache.window(array, (20, 20), "t", (), slice(0, 5), slice(0, 5)))
+    assert all(isinstance(r, OSError) for r in results)
+    assert not cache._chunks and not cache._loading
+    array.fail = False  # the next read tries again
+    got = cache.window(array, (20, 20), "t", (), slice(0, 5), slice(0, 5))
+    assert np.array_equal(got, data[:5, :5])
