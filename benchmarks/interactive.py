@@ -30,6 +30,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from _results import emit
@@ -130,14 +131,35 @@ def load_set(args) -> tuple[list, list, list]:
     return pairs.images, [mask > 0 for mask in pairs.masks], pairs.names
 
 
-def play_session(images, masks, seconds, seed) -> list[dict]:
+def session_settings(pairs: list[str]) -> Any:
+    """``SessionSettings`` with ``NAME=VALUE`` overrides (typed as the defaults are)."""
+    import dataclasses
+
+    from napari_cytounet.core.interactive import SessionSettings
+
+    defaults, changes = SessionSettings(), {}
+    fields = {f.name for f in dataclasses.fields(SessionSettings)}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or name not in fields:
+            sys.exit(f"error: --set {pair}: expected NAME=VALUE with NAME one of {sorted(fields)}")
+        kind = type(getattr(defaults, name))
+        changes[name] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+    return dataclasses.replace(defaults, **changes)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 4)
+
+
+def play_session(images, masks, seconds, seed, settings=None) -> list[dict]:
     """The robot annotator through InteractiveSession."""
     from napari_cytounet.core.events import PreviewReady, RoundFinished
     from napari_cytounet.core.interactive import InteractiveSession
     from napari_cytounet.core.metrics import dice
 
     t_build = time.perf_counter()
-    session = InteractiveSession()
+    session = InteractiveSession(settings=settings)
     rows, strokes, mask = [], first_strokes(masks[0], seed), None
     for k, budget in enumerate(seconds):
         if k:
@@ -162,6 +184,9 @@ def play_session(images, masks, seconds, seed) -> list[dict]:
             "others_dice": round(float(np.mean(others)), 4) if others else None,
             "adopted": finished.adopted, "steps": finished.steps,
             "views": session.rounds[-1]["views"],
+            "score": _rounded(session.rounds[-1]["score"]),
+            "previous_score": _rounded(session.rounds[-1]["previous_score"]),
+            "anchor_agreement": _rounded(session.rounds[-1]["anchor_agreement"]),
             "previews": {s: {"seconds": v[0], "dice": round(v[1], 4)} for s, v in previews.items()},
         })  # fmt: skip
         print(f"session round {k}: {rows[-1]}", file=sys.stderr, flush=True)
@@ -221,8 +246,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=768, help="synthetic image side")
     parser.add_argument("--others", type=int, default=5, help="other images to score")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
+                        help="SessionSettings to change, e.g. kept_fraction=1.0")  # fmt: skip
+    parser.add_argument("--skip-forest", action="store_true", help="the session only")
     parser.add_argument("--json", type=Path, help="also write the JSON line here")
     args = parser.parse_args()
+    settings = session_settings(args.set)
     if not args.synthetic and (args.images is None or args.masks is None):
         parser.error("give --images and --masks, or --synthetic LOOK")
 
@@ -231,16 +260,19 @@ def main() -> None:
 
     import_seconds = time.perf_counter() - t_import
     images, masks, names = load_set(args)
-    session = play_session(images, masks, ROUND_SECONDS, args.seed)
+    session = play_session(images, masks, ROUND_SECONDS, args.seed, settings)
     from napari_cytounet.core.pixel_classifier import pixel_features
 
-    feats = [pixel_features(im, normalise=False) for im in images[1:]]
-    forest = play_forest(images, masks, len(ROUND_SECONDS), args.seed, feats)
-    edited = play_forest(images, masks, len(ROUND_SECONDS), args.seed, feats, edits=True)
+    forest = edited = None
+    if not args.skip_forest:
+        feats = [pixel_features(im, normalise=False) for im in images[1:]]
+        forest = play_forest(images, masks, len(ROUND_SECONDS), args.seed, feats)
+        edited = play_forest(images, masks, len(ROUND_SECONDS), args.seed, feats, edits=True)
     emit({
         "benchmark": "interactive", "data": args.synthetic or str(args.images),
         "image": names[0], "others": names[1:], "shape": list(masks[0].shape),
         "tensorflow_import_seconds": round(import_seconds, 2), "cpu_count": os.cpu_count(),
+        "settings_changed": dict(p.split("=", 1) for p in args.set),
         "session": session, "forest": forest, "forest_with_edits": edited,
     }, args.json)  # fmt: skip
 

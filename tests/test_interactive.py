@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -273,7 +274,10 @@ def test_a_round_keeps_the_chosen_fraction_of_its_step(tiny_bundle, data):
             self.tuned = [w.copy() for w in self._model.get_weights()]
             return super()._finish(entry, before, state, t0)
 
-    settings = SessionSettings(patch_size=32, batch_size=2, learning_rate=3e-3, kept_fraction=0.5)
+    settings = SessionSettings(
+        patch_size=32, batch_size=2, learning_rate=3e-3, kept_fraction=0.5, familiar_score=0.0,
+        unfamiliar_score=0.0,
+    )  # fmt: skip
     session = Watched(tiny_bundle, settings=settings)
     session.warm_up()
     finished = list(session.iter_update(image, scribbles, seconds=4.0))[-1]
@@ -286,3 +290,16 @@ def test_a_round_keeps_the_chosen_fraction_of_its_step(tiny_bundle, data):
     assert moved > 0  # the round did train: halfway is not where it started
     with pytest.raises(ConfigError, match="kept_fraction"):
         SessionSettings(kept_fraction=0.0)
+    # an image the model scores badly on (this untrained one: any) keeps the whole step
+    unfamiliar = replace(settings, familiar_score=1.0, unfamiliar_score=1.0)
+    session = Watched(tiny_bundle, settings=unfamiliar)
+    session.warm_up()
+    finished = list(session.iter_update(image, scribbles, seconds=4.0))[-1]
+    assert finished.steps > 0 and finished.adopted
+    assert session.rounds[-1]["unfamiliarity"] == 1.0 and session.rounds[-1]["kept_fraction"] == 1
+    for now, tuned in zip(session.bundle.model.get_weights(), session.tuned):
+        np.testing.assert_array_equal(now, tuned)
+    with pytest.raises(ConfigError, match="unfamiliar_score"):
+        SessionSettings(familiar_score=0.8, unfamiliar_score=0.9)
+    with pytest.raises(ConfigError, match="unfamiliar_learning_rate"):
+        SessionSettings(unfamiliar_learning_rate=0.0)
