@@ -303,3 +303,13 @@ def test_a_round_keeps_the_chosen_fraction_of_its_step(tiny_bundle, data):
         SessionSettings(familiar_score=0.8, unfamiliar_score=0.9)
     with pytest.raises(ConfigError, match="unfamiliar_learning_rate"):
         SessionSettings(unfamiliar_learning_rate=0.0)
+
+
+def test_pseudo_labels_can_be_turned_off(tiny_bundle, data):
+    image, _, scribbles = data
+    session = tiny_session(tiny_bundle, pseudo_weight=0.0)
+    session.warm_up()
+    finished = list(session.iter_update(image, scribbles, seconds=3.0))[-1]
+    assert finished.steps > 0  # trained on the strokes alone
+    assert session.rounds[-1]["anchor_agreement"] is None  # no anchors to keep
+    assert finished.mask.shape == image.shape[:2]

@@ -127,6 +127,7 @@ def set_anchors(
     ``radius`` pixels, so corrections can spread over the wrong object.
     """
     entry.pseudo = np.zeros(forest.shape, np.float32)
+    entry.pseudo_target = np.zeros(forest.shape, np.uint8)  # no anchors: nothing to keep
     if weight <= 0 or entry.probabilities is None:
         return
     hi, lo = confidence, 1.0 - confidence
