@@ -135,6 +135,7 @@ def session_settings(pairs: list[str]) -> Any:
     """``SessionSettings`` with ``NAME=VALUE`` overrides (typed as the defaults are)."""
     import dataclasses
 
+    from napari_cytounet.core.errors import ConfigError
     from napari_cytounet.core.interactive import SessionSettings
 
     defaults, changes = SessionSettings(), {}
@@ -144,8 +145,14 @@ def session_settings(pairs: list[str]) -> Any:
         if not sep or name not in fields:
             sys.exit(f"error: --set {pair}: expected NAME=VALUE with NAME one of {sorted(fields)}")
         kind = type(getattr(defaults, name))
-        changes[name] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
-    return dataclasses.replace(defaults, **changes)
+        try:
+            changes[name] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+        except ValueError:
+            sys.exit(f"error: --set {pair}: {name} takes a {kind.__name__}")
+    try:
+        return dataclasses.replace(defaults, **changes)
+    except ConfigError as exc:
+        sys.exit(f"error: --set: {exc}")
 
 
 def _rounded(value: float | None) -> float | None:
