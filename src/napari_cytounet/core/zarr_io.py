@@ -528,8 +528,8 @@ def _predict(bundle, spec, source, plan, scheduler, output, batch_size, t0, bloc
     if complete:
         yield ZarrPrediction(path, shape, dtype, 0, total_blocks, time.perf_counter() - t0)
         return
-    done = set(os.listdir(path / PARTIAL / "done"))
     marks = path / PARTIAL / "done"
+    done = set(os.listdir(marks))
     tasks, skipped = _graph(
         bundle, spec, source, plan, out, labels, block, batch_size, opts, done, marks
     )
