@@ -57,3 +57,22 @@ def test_synthetic_set_with_variety_marks_the_varied_images(script):
     assert all(name.endswith("-varied") for name in names)
     assert all(image.dtype == np.float32 for image in images)
     assert all(mask.shape == image.shape for image, mask in zip(images, masks))
+
+
+def test_randomised_dic_is_seeded_and_draws_within_its_ranges(script):
+    first = script.randomised_dic((64, 64), np.random.default_rng(7))
+    again = script.randomised_dic((64, 64), np.random.default_rng(7))
+    image, mask, drawn = first
+    assert image.dtype == np.float32 and image.shape == (64, 64) and np.isfinite(image).all()
+    assert mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 1} and mask.any()
+    assert np.array_equal(image, again[0]) and drawn == again[2]
+    settings = [script.randomised_dic((48, 48), np.random.default_rng(s))[2] for s in range(20)]
+    for d in settings:
+        assert 1.2 <= d["blur"] <= 4.5 and 5 <= d["radius_min"] <= 14
+        assert 0.1 <= d["texture"] <= 0.7 and 0.15 <= d["contrast"] <= 0.45
+        assert 0.01 <= d["noise"] <= 0.09 and all(abs(t) <= 0.3 for t in d["tilt"])
+    assert len({d["blur"] for d in settings}) == 20  # a new draw each time
+    # DIC: the relief is on the cells' edges; the cell interior is about as grey as the background
+    inside = image[mask > 0].mean()
+    outside = image[mask == 0].mean()
+    assert abs(inside - outside) < 0.1
