@@ -33,11 +33,10 @@ def probe(extra: str = "") -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_import_is_fast_and_light():
+def test_import_is_light():
     result = probe()
-    print(f"import napari_cytounet: {result['seconds'] * 1000:.0f} ms")
-    assert result["heavy"] == []
-    assert result["seconds"] < 1.0  # the target is 0.3 s; generous for a shared machine
+    print(f"import napari_cytounet: {result['seconds'] * 1000:.0f} ms")  # benchmarks/import_time.py
+    assert result["heavy"] == []  # no TensorFlow, Keras, napari, torch or jax: the slow imports
 
 
 def test_light_core_modules_do_not_import_tensorflow():
